@@ -1,0 +1,61 @@
+import type {
+  CacheReport,
+  EventBatch,
+  IndexSize,
+  PublishOutcome,
+  ReportOutcome,
+  RouteAnswer,
+  RouteQuery,
+  ScopeQuery,
+  ScopeState,
+  SweepOutcome,
+} from "./types.js";
+
+/**
+ * The soft-state index of which replica holds which prefix blocks: the one swap point between the
+ * storage engine and everything else. Every implementation runs the same contract suite
+ * (`test/core/cache-index-contract.ts`).
+ *
+ * Invariants every implementation keeps:
+ * - Entries are keyed by (tenant, model, hashScheme, prefixHash, replica); nothing written in one
+ *   (tenant, model, hashScheme) is visible from another.
+ * - An entry whose age exceeds the TTL is never returned, swept or not; age exactly equal to the TTL
+ *   is still live.
+ * - The number of holder entries never exceeds `maxEntries`: inserting past it evicts the least
+ *   recently confirmed entries first.
+ * - Every method runs to completion synchronously, so a lookup never sees half of a write; a write
+ *   that fails validation changes nothing.
+ */
+export interface CacheIndex {
+  /**
+   * Adds or refreshes a replica's prefixes and applies its stats. Never removes.
+   * Cost: O(prefixes) amortised. Throws {@link IndexError} (`invalid-argument`) for a missing
+   * tenant, model or replica id, or invalid stats; per-prefix problems are dropped and counted.
+   */
+  report(report: CacheReport): ReportOutcome;
+
+  /**
+   * Applies a replica's events in order. Cost: O(prefixes in the events), plus O(holdings of the
+   * replica) per `all-cleared`. Throws like {@link CacheIndex.report}, before applying anything.
+   */
+  publish(batch: EventBatch): PublishOutcome;
+
+  /**
+   * Ranks replicas by the run of leading blocks they hold. Pure: no side effects, never throws for
+   * content problems. Cost: O(sum over evaluated depths of the holders still matching) plus
+   * O(h log h) to rank h matching replicas.
+   */
+  lookup(query: RouteQuery): RouteAnswer;
+
+  /** Describes one (tenant, model). Cost: O(replicas + schemes) of that scope. Throws for a missing tenant or model. */
+  describe(query: ScopeQuery): ScopeState;
+
+  /**
+   * Removes up to `budget` expired entries (oldest first), then replicas silent past the TTL that
+   * hold nothing, and scopes left empty. Cost: O(budget).
+   */
+  sweep(budget: number): SweepOutcome;
+
+  /** Index-wide sizes. Cost: O(models). */
+  size(): IndexSize;
+}
