@@ -1,0 +1,555 @@
+import type { CacheIndex } from "./cache-index.js";
+import {
+  type CacheIndexOptions,
+  type ResolvedCacheIndexOptions,
+  resolveCacheIndexOptions,
+} from "./cache-index-options.js";
+import { prefixKey } from "./prefix-key.js";
+import { compareHints, freshnessAt } from "./ranking.js";
+import {
+  assertValidBatch,
+  assertValidStats,
+  assertValidWriteScope,
+  nameError,
+  prefixHashProblem,
+} from "./request-validation.js";
+import {
+  type CacheReport,
+  type DropCounts,
+  type EventBatch,
+  type EvictionCounts,
+  emptyDropCounts,
+  emptyEvictionCounts,
+  type HashScheme,
+  type IndexSize,
+  type ModelId,
+  type PrefixEntry,
+  type PublishOutcome,
+  type ReplicaHint,
+  type ReplicaId,
+  type ReplicaStats,
+  type ReportOutcome,
+  type RouteAnswer,
+  type RouteQuery,
+  type ScopeQuery,
+  type ScopeState,
+  type SweepOutcome,
+  type TenantId,
+} from "./types.js";
+
+/** Everything under one (tenant, model): its replicas and its scheme tables. */
+interface ModelScope {
+  readonly tenant: TenantId;
+  readonly model: ModelId;
+  readonly replicas: Map<ReplicaId, ReplicaRecord>;
+  /** Only schemes holding at least one entry; emptied tables are deleted at once. */
+  readonly schemes: Map<HashScheme, SchemeTable>;
+}
+
+/** The prefixes of one (tenant, model, scheme). */
+interface SchemeTable {
+  readonly name: HashScheme;
+  readonly scope: ModelScope;
+  /** prefixKey(hash) -> holders. Only prefixes with at least one holder. */
+  readonly prefixes: Map<string, Map<ReplicaId, Holder>>;
+  entries: number;
+}
+
+/** A replica known under one (tenant, model). */
+interface ReplicaRecord {
+  readonly id: ReplicaId;
+  readonly scope: ModelScope;
+  stats: ReplicaStats | undefined;
+  lastSeenAt: number;
+  /** The reverse index: every entry this replica holds, so a clear costs O(its holdings). */
+  readonly holdings: Set<Holder>;
+  /** holdings per scheme table, for describe() with a scheme filter. */
+  readonly holdingsByScheme: Map<SchemeTable, number>;
+  /** Neighbours in the index-wide list ordered by lastSeenAt (oldest first). */
+  quieter: ReplicaRecord | undefined;
+  louder: ReplicaRecord | undefined;
+}
+
+/** One (prefix, replica) entry: a node of the index-wide list ordered by confirmation. */
+interface Holder {
+  readonly replica: ReplicaRecord;
+  readonly table: SchemeTable;
+  readonly key: string;
+  tokenCount: number;
+  confirmedAt: number;
+  older: Holder | undefined;
+  newer: Holder | undefined;
+}
+
+/** One replica's run while a lookup walks the chain. */
+interface Run {
+  readonly replica: ReplicaRecord;
+  blocks: number;
+  tokens: number;
+  oldestConfirmedAt: number;
+}
+
+/**
+ * The v1 engine: nested `Map`s of per-entry objects. Simple and obviously correct, it is the
+ * reference the contract suite pins down; it costs well over 150 bytes per holder entry.
+ *
+ * Two intrusive lists give every time-based operation its cost:
+ * - holders ordered by `confirmedAt` (a confirmation moves a holder to the newest end), so TTL
+ *   sweeps and cap evictions both take from the oldest end in O(1) each;
+ * - replicas ordered by `lastSeenAt`, so silent replicas are found without scanning.
+ * Both orders assume a monotonic clock.
+ */
+export function createMapCacheIndex(options: CacheIndexOptions): CacheIndex {
+  return new MapCacheIndex(resolveCacheIndexOptions(options).options);
+}
+
+class MapCacheIndex implements CacheIndex {
+  readonly #options: ResolvedCacheIndexOptions;
+  readonly #tenants = new Map<TenantId, Map<ModelId, ModelScope>>();
+  /** Oldest and newest confirmed holders; `#entries` counts the list. */
+  #oldest: Holder | undefined;
+  #newest: Holder | undefined;
+  #entries = 0;
+  /** Quietest and loudest replicas; `#replicaCount` counts the list. */
+  #quietest: ReplicaRecord | undefined;
+  #loudest: ReplicaRecord | undefined;
+  #replicaCount = 0;
+
+  constructor(options: ResolvedCacheIndexOptions) {
+    this.#options = options;
+  }
+
+  report(report: CacheReport): ReportOutcome {
+    assertValidWriteScope(report);
+    assertValidStats("stats", report.stats);
+    const now = this.#options.clock.now();
+    const replica = this.#touchReplica(report.tenant, report.model, report.replicaId, now);
+    if (report.stats !== undefined) replica.stats = copyStats(report.stats);
+    const dropped = emptyDropCounts();
+    const evicted = emptyEvictionCounts();
+    const accepted = this.#add(replica, report.hashScheme, report.prefixes, now, dropped, evicted);
+    return { accepted, dropped, evicted };
+  }
+
+  publish(batch: EventBatch): PublishOutcome {
+    assertValidBatch(batch);
+    const now = this.#options.clock.now();
+    const replica = this.#touchReplica(batch.tenant, batch.model, batch.replicaId, now);
+    const dropped = emptyDropCounts();
+    const evicted = emptyEvictionCounts();
+    let applied = 0;
+    let ignored = 0;
+    let addedPrefixes = 0;
+    for (const event of batch.events) {
+      if (event.type === "unknown") {
+        dropped["unknown-event-type"]++;
+        ignored++;
+        continue;
+      }
+      if (event.type === "prefix-added" && batch.hashScheme === "") {
+        dropped["hash-scheme-missing"]++;
+        ignored++;
+        continue;
+      }
+      applied++;
+      if (event.stats !== undefined) replica.stats = copyStats(event.stats);
+      switch (event.type) {
+        case "prefix-added":
+          addedPrefixes += this.#add(replica, batch.hashScheme, event.prefixes, now, dropped, evicted);
+          break;
+        case "prefix-evicted":
+          evicted.event += this.#evict(replica, batch.hashScheme, event.prefixes, dropped);
+          break;
+        case "all-cleared":
+          evicted.cleared += this.#clear(replica);
+          break;
+        case "replica-updated":
+          break;
+      }
+    }
+    return { applied, ignored, addedPrefixes, dropped, evicted };
+  }
+
+  lookup(query: RouteQuery): RouteAnswer {
+    const invalid =
+      nameError("tenant", query.tenant, true) ??
+      nameError("model", query.model, true) ??
+      nameError("hash_scheme", query.hashScheme, false);
+    if (invalid) return noHint("invalid-request", invalid.field, 0, false, invalid.message);
+    if (query.hashScheme === "") {
+      return noHint("hash-scheme-missing", "", 0, false, "hash_scheme is required");
+    }
+    const { prefixHashes } = query;
+    if (prefixHashes.length === 0) {
+      return noHint("invalid-request", "prefix_hashes", 0, false, "prefix_hashes is empty");
+    }
+    const truncated = prefixHashes.length > this.#options.maxChainLength;
+    const depth = truncated ? this.#options.maxChainLength : prefixHashes.length;
+    for (let i = 0; i < depth; i++) {
+      const problem = prefixHashProblem(prefixHashes[i] as Uint8Array);
+      if (problem !== undefined) {
+        const field = `prefix_hashes[${i}]`;
+        const why = problem === "prefix-hash-empty" ? "empty" : "longer than 64 bytes";
+        return noHint("invalid-request", field, depth, truncated, `${field} is ${why}`);
+      }
+    }
+
+    const scope = this.#tenants.get(query.tenant)?.get(query.model);
+    const table = scope?.schemes.get(query.hashScheme);
+    if (scope === undefined || table === undefined) {
+      const present = scope === undefined ? [] : [...scope.schemes.keys()].sort();
+      const detail =
+        present.length === 0
+          ? "nothing is known for this tenant and model"
+          : `no entries under this hash_scheme; schemes present: ${present.join(", ")}`;
+      return noHint("no-hint", "", depth, truncated, detail);
+    }
+
+    const now = this.#options.clock.now();
+    const liveSince = now - this.#options.ttlMs;
+    const candidates =
+      query.candidateReplicaIds.length === 0 ? undefined : new Set(query.candidateReplicaIds);
+    const head = table.prefixes.get(prefixKey(prefixHashes[0] as Uint8Array));
+    const runs: Run[] = [];
+    if (head !== undefined) {
+      for (const holder of head.values()) {
+        if (holder.confirmedAt < liveSince) continue;
+        if (candidates !== undefined && !candidates.has(holder.replica.id)) continue;
+        runs.push({
+          replica: holder.replica,
+          blocks: 1,
+          tokens: holder.tokenCount,
+          oldestConfirmedAt: holder.confirmedAt,
+        });
+      }
+    }
+    // Extend every run while it keeps matching; a run ends at its replica's first miss, and the
+    // walk ends when no run is left, so the cost follows the replicas still matching.
+    const active = runs.slice();
+    for (let d = 1; d < depth && active.length > 0; d++) {
+      const holders = table.prefixes.get(prefixKey(prefixHashes[d] as Uint8Array));
+      if (holders === undefined) break;
+      let kept = 0;
+      for (const run of active) {
+        const holder = holders.get(run.replica.id);
+        if (holder === undefined || holder.confirmedAt < liveSince) continue;
+        run.blocks++;
+        run.tokens = holder.tokenCount;
+        if (holder.confirmedAt < run.oldestConfirmedAt) run.oldestConfirmedAt = holder.confirmedAt;
+        active[kept++] = run;
+      }
+      active.length = kept;
+    }
+
+    if (runs.length === 0) return noHint("no-hint", "", depth, truncated, "");
+    const hints: ReplicaHint[] = runs.map((run) => {
+      const freshness = freshnessAt(now - run.oldestConfirmedAt, this.#options.ttlMs);
+      return {
+        replicaId: run.replica.id,
+        matchedBlocks: run.blocks,
+        matchedTokens: run.tokens,
+        freshness,
+        score: run.tokens * freshness,
+        stats: run.replica.stats,
+      };
+    });
+    hints.sort(compareHints);
+    const limit = query.maxHints > 0 ? query.maxHints : this.#options.defaultMaxHints;
+    if (hints.length > limit) hints.length = limit;
+    return {
+      reason: "prefix-match",
+      hints,
+      invalidField: "",
+      chainTruncated: truncated,
+      evaluatedBlocks: depth,
+      detail: "",
+    };
+  }
+
+  describe(query: ScopeQuery): ScopeState {
+    const invalid = nameError("tenant", query.tenant, true) ?? nameError("model", query.model, true);
+    if (invalid) throw invalid;
+    const scope = this.#tenants.get(query.tenant)?.get(query.model);
+    if (scope === undefined) return { replicas: [], totalEntries: 0, hashSchemes: [] };
+    const only = query.hashScheme === undefined ? undefined : scope.schemes.get(query.hashScheme);
+    const tables =
+      query.hashScheme === undefined ? [...scope.schemes.values()] : only === undefined ? [] : [only];
+    const replicas = [...scope.replicas.values()].map((replica) => ({
+      replicaId: replica.id,
+      stats: replica.stats,
+      prefixCount:
+        query.hashScheme === undefined
+          ? replica.holdings.size
+          : only === undefined
+            ? 0
+            : (replica.holdingsByScheme.get(only) ?? 0),
+      lastSeenAt: replica.lastSeenAt,
+    }));
+    replicas.sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
+    const hashSchemes = tables
+      .map((table) => ({ hashScheme: table.name, entries: table.entries }))
+      .sort((a, b) => (a.hashScheme < b.hashScheme ? -1 : 1));
+    const totalEntries = hashSchemes.reduce((sum, s) => sum + s.entries, 0);
+    return { replicas, totalEntries, hashSchemes };
+  }
+
+  sweep(budget: number): SweepOutcome {
+    const liveSince = this.#options.clock.now() - this.#options.ttlMs;
+    let expiredEntries = 0;
+    while (this.#oldest !== undefined && this.#oldest.confirmedAt < liveSince) {
+      if (expiredEntries >= budget) return { expiredEntries, removedReplicas: 0, done: false };
+      this.#unlinkHolder(this.#oldest);
+      expiredEntries++;
+    }
+    // Every entry a replica holds was confirmed no later than the replica was last seen, so once
+    // no expired entry is left, a replica silent past the TTL holds nothing.
+    let removedReplicas = 0;
+    while (
+      this.#quietest !== undefined &&
+      this.#quietest.lastSeenAt < liveSince &&
+      this.#quietest.holdings.size === 0
+    ) {
+      this.#removeReplica(this.#quietest);
+      removedReplicas++;
+    }
+    return { expiredEntries, removedReplicas, done: true };
+  }
+
+  size(): IndexSize {
+    const entriesByModel = new Map<ModelId, number>();
+    for (const models of this.#tenants.values()) {
+      for (const scope of models.values()) {
+        let entries = 0;
+        for (const table of scope.schemes.values()) entries += table.entries;
+        if (entries > 0) entriesByModel.set(scope.model, (entriesByModel.get(scope.model) ?? 0) + entries);
+      }
+    }
+    return { entries: this.#entries, entriesByModel, replicas: this.#replicaCount };
+  }
+
+  /** Adds or refreshes `prefixes` for `replica`; returns how many were accepted. */
+  #add(
+    replica: ReplicaRecord,
+    scheme: HashScheme,
+    prefixes: readonly PrefixEntry[],
+    now: number,
+    dropped: DropCounts,
+    evicted: EvictionCounts,
+  ): number {
+    if (scheme === "") {
+      dropped["hash-scheme-missing"] += prefixes.length;
+      return 0;
+    }
+    let accepted = 0;
+    // Deepest first, so that among entries confirmed at the same instant the cap evicts a chain's
+    // tail before its head: an engine can reuse a head without its tail, never the reverse.
+    for (let i = prefixes.length - 1; i >= 0; i--) {
+      const prefix = prefixes[i] as PrefixEntry;
+      const problem = prefixHashProblem(prefix.prefixHash);
+      if (problem !== undefined) {
+        dropped[problem]++;
+        continue;
+      }
+      accepted++;
+      const table = this.#tableFor(replica.scope, scheme);
+      const key = prefixKey(prefix.prefixHash);
+      let holders = table.prefixes.get(key);
+      if (holders === undefined) {
+        holders = new Map();
+        table.prefixes.set(key, holders);
+      }
+      const known = holders.get(replica.id);
+      if (known !== undefined) {
+        known.tokenCount = prefix.tokenCount;
+        known.confirmedAt = now;
+        this.#moveToNewest(known);
+        continue;
+      }
+      while (this.#entries >= this.#options.maxEntries && this.#oldest !== undefined) {
+        this.#unlinkHolder(this.#oldest);
+        evicted.cap++;
+      }
+      const holder: Holder = {
+        replica,
+        table,
+        key,
+        tokenCount: prefix.tokenCount,
+        confirmedAt: now,
+        older: undefined,
+        newer: undefined,
+      };
+      // The eviction above may have emptied and deleted this very prefix or table.
+      if (!table.scope.schemes.has(scheme)) table.scope.schemes.set(scheme, table);
+      if (!table.prefixes.has(key)) table.prefixes.set(key, holders);
+      holders.set(replica.id, holder);
+      table.entries++;
+      replica.holdings.add(holder);
+      replica.holdingsByScheme.set(table, (replica.holdingsByScheme.get(table) ?? 0) + 1);
+      this.#appendNewest(holder);
+    }
+    return accepted;
+  }
+
+  /** Removes `prefixes` from `replica` in `scheme`, or in every scheme when it is "". */
+  #evict(
+    replica: ReplicaRecord,
+    scheme: HashScheme,
+    prefixes: readonly PrefixEntry[],
+    dropped: DropCounts,
+  ): number {
+    const tables =
+      scheme === ""
+        ? [...replica.holdingsByScheme.keys()]
+        : [replica.scope.schemes.get(scheme)].filter((t) => t !== undefined);
+    let removed = 0;
+    for (const prefix of prefixes) {
+      const problem = prefixHashProblem(prefix.prefixHash);
+      if (problem !== undefined) {
+        dropped[problem]++;
+        continue;
+      }
+      const key = prefixKey(prefix.prefixHash);
+      for (const table of tables) {
+        const holder = table.prefixes.get(key)?.get(replica.id);
+        if (holder !== undefined) {
+          this.#unlinkHolder(holder);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** Removes everything `replica` holds. Cost: O(its holdings). */
+  #clear(replica: ReplicaRecord): number {
+    const removed = replica.holdings.size;
+    for (const holder of [...replica.holdings]) this.#unlinkHolder(holder);
+    return removed;
+  }
+
+  /** Finds or creates the replica and marks it heard from now. */
+  #touchReplica(tenant: TenantId, model: ModelId, id: ReplicaId, now: number): ReplicaRecord {
+    let models = this.#tenants.get(tenant);
+    if (models === undefined) {
+      models = new Map();
+      this.#tenants.set(tenant, models);
+    }
+    let scope = models.get(model);
+    if (scope === undefined) {
+      scope = { tenant, model, replicas: new Map(), schemes: new Map() };
+      models.set(model, scope);
+    }
+    let replica = scope.replicas.get(id);
+    if (replica === undefined) {
+      replica = {
+        id,
+        scope,
+        stats: undefined,
+        lastSeenAt: now,
+        holdings: new Set(),
+        holdingsByScheme: new Map(),
+        quieter: undefined,
+        louder: undefined,
+      };
+      scope.replicas.set(id, replica);
+      this.#replicaCount++;
+    } else {
+      replica.lastSeenAt = now;
+      this.#detachReplica(replica);
+    }
+    replica.quieter = this.#loudest;
+    if (this.#loudest === undefined) this.#quietest = replica;
+    else this.#loudest.louder = replica;
+    this.#loudest = replica;
+    return replica;
+  }
+
+  #tableFor(scope: ModelScope, scheme: HashScheme): SchemeTable {
+    let table = scope.schemes.get(scheme);
+    if (table === undefined) {
+      table = { name: scheme, scope, prefixes: new Map(), entries: 0 };
+      scope.schemes.set(scheme, table);
+    }
+    return table;
+  }
+
+  /** Removes a holder from every structure, deleting whatever it leaves empty. */
+  #unlinkHolder(holder: Holder): void {
+    const { table, replica, key } = holder;
+    const holders = table.prefixes.get(key);
+    holders?.delete(replica.id);
+    if (holders !== undefined && holders.size === 0) table.prefixes.delete(key);
+    table.entries--;
+    if (table.entries === 0) table.scope.schemes.delete(table.name);
+    replica.holdings.delete(holder);
+    const inScheme = (replica.holdingsByScheme.get(table) ?? 1) - 1;
+    if (inScheme === 0) replica.holdingsByScheme.delete(table);
+    else replica.holdingsByScheme.set(table, inScheme);
+    this.#detachHolder(holder);
+    this.#entries--;
+  }
+
+  #removeReplica(replica: ReplicaRecord): void {
+    this.#detachReplica(replica);
+    this.#replicaCount--;
+    const { scope } = replica;
+    scope.replicas.delete(replica.id);
+    if (scope.replicas.size === 0 && scope.schemes.size === 0) {
+      const models = this.#tenants.get(scope.tenant);
+      models?.delete(scope.model);
+      if (models !== undefined && models.size === 0) this.#tenants.delete(scope.tenant);
+    }
+  }
+
+  #appendNewest(holder: Holder): void {
+    holder.older = this.#newest;
+    holder.newer = undefined;
+    if (this.#newest === undefined) this.#oldest = holder;
+    else this.#newest.newer = holder;
+    this.#newest = holder;
+    this.#entries++;
+  }
+
+  #moveToNewest(holder: Holder): void {
+    if (this.#newest === holder) return;
+    this.#detachHolder(holder);
+    this.#appendNewest(holder);
+    this.#entries--; // #appendNewest counted it again
+  }
+
+  #detachHolder(holder: Holder): void {
+    if (holder.older === undefined) this.#oldest = holder.newer;
+    else holder.older.newer = holder.newer;
+    if (holder.newer === undefined) this.#newest = holder.older;
+    else holder.newer.older = holder.older;
+    holder.older = undefined;
+    holder.newer = undefined;
+  }
+
+  #detachReplica(replica: ReplicaRecord): void {
+    if (replica.quieter === undefined) this.#quietest = replica.louder;
+    else replica.quieter.louder = replica.louder;
+    if (replica.louder === undefined) this.#loudest = replica.quieter;
+    else replica.louder.quieter = replica.quieter;
+    replica.quieter = undefined;
+    replica.louder = undefined;
+  }
+}
+
+function copyStats(stats: ReplicaStats): ReplicaStats {
+  return {
+    activeRequests: stats.activeRequests,
+    queuedRequests: stats.queuedRequests,
+    kvCacheUsage: stats.kvCacheUsage,
+  };
+}
+
+function noHint(
+  reason: RouteAnswer["reason"],
+  invalidField: string,
+  evaluatedBlocks: number,
+  chainTruncated: boolean,
+  detail: string,
+): RouteAnswer {
+  return { reason, hints: [], invalidField, chainTruncated, evaluatedBlocks, detail };
+}

@@ -1,0 +1,624 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import type { CacheIndex } from "../../src/core/cache-index.js";
+import type { Clock } from "../../src/core/clock.js";
+import { IndexError } from "../../src/core/index-error.js";
+import type {
+  CacheEvent,
+  CacheReport,
+  EventBatch,
+  PrefixEntry,
+  ReplicaStats,
+  RouteQuery,
+} from "../../src/core/types.js";
+import { chainOf, hashOf } from "../support/hashes.js";
+import { ManualClock } from "../support/manual-clock.js";
+
+/** The options every engine's factory accepts in the contract suite. */
+export interface ContractIndexOptions {
+  clock: Clock;
+  ttlMs?: number;
+  maxEntries?: number;
+  maxChainLength?: number;
+  defaultMaxHints?: number;
+}
+
+const TTL = 120_000;
+const SCHEME = "vllm-sha256_cbor-bs16";
+const BLOCK = 16;
+
+/** Prefix entries for a chain of hashes, `BLOCK` tokens per block. */
+function entries(hashes: readonly Uint8Array[]): PrefixEntry[] {
+  return hashes.map((prefixHash, i) => ({ prefixHash, tokenCount: (i + 1) * BLOCK }));
+}
+
+function stats(active: number, queued = 0, kvCacheUsage = 0.5): ReplicaStats {
+  return { activeRequests: active, queuedRequests: queued, kvCacheUsage };
+}
+
+function report(overrides: Partial<CacheReport> = {}): CacheReport {
+  return {
+    tenant: "acme",
+    model: "llama-3-8b",
+    replicaId: "pod-a",
+    hashScheme: SCHEME,
+    prefixes: entries(chainOf(1, 4)),
+    ...overrides,
+  };
+}
+
+function batch(events: CacheEvent[], overrides: Partial<EventBatch> = {}): EventBatch {
+  return {
+    tenant: "acme",
+    model: "llama-3-8b",
+    replicaId: "pod-a",
+    hashScheme: SCHEME,
+    events,
+    ...overrides,
+  };
+}
+
+function query(overrides: Partial<RouteQuery> = {}): RouteQuery {
+  return {
+    tenant: "acme",
+    model: "llama-3-8b",
+    hashScheme: SCHEME,
+    prefixHashes: chainOf(1, 4),
+    candidateReplicaIds: [],
+    maxHints: 0,
+    ...overrides,
+  };
+}
+
+function ids(index: CacheIndex, q: Partial<RouteQuery> = {}): string[] {
+  return index.lookup(query(q)).hints.map((h) => h.replicaId);
+}
+
+function thrownBy(fn: () => unknown): IndexError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof IndexError) return error;
+    throw error;
+  }
+  throw new Error("expected an IndexError");
+}
+
+/**
+ * The behaviour every {@link CacheIndex} engine must show. Each engine's test file calls this with
+ * its factory; a new engine is done when the whole suite passes unchanged.
+ */
+export function describeCacheIndexContract(
+  engine: string,
+  factory: (options: ContractIndexOptions) => CacheIndex,
+): void {
+  describe(`${engine}: the CacheIndex contract`, () => {
+    let clock: ManualClock;
+    let index: CacheIndex;
+
+    beforeEach(() => {
+      clock = new ManualClock();
+      index = factory({ clock, ttlMs: TTL });
+    });
+
+    describe("reports", () => {
+      it("finds a reported chain with its matched blocks and tokens", () => {
+        const outcome = index.report(report());
+        expect(outcome.accepted).toBe(4);
+        const answer = index.lookup(query());
+        expect(answer.reason).toBe("prefix-match");
+        expect(answer.hints).toEqual([
+          {
+            replicaId: "pod-a",
+            matchedBlocks: 4,
+            matchedTokens: 64,
+            freshness: 1,
+            score: 64,
+            stats: undefined,
+          },
+        ]);
+        expect(answer.evaluatedBlocks).toBe(4);
+        expect(answer.chainTruncated).toBe(false);
+      });
+
+      it("treats a report as a delta: a prefix absent from a later report stays", () => {
+        index.report(report());
+        index.report(report({ prefixes: entries(chainOf(1, 2)) }));
+        expect(index.lookup(query()).hints[0]?.matchedBlocks).toBe(4);
+        expect(index.size().entries).toBe(4);
+      });
+
+      it("is idempotent per (replica, scheme, prefix): re-reporting adds no entries", () => {
+        index.report(report());
+        index.report(report());
+        index.report(report({ prefixes: [...entries(chainOf(1, 4)), ...entries(chainOf(1, 4))] }));
+        expect(index.size().entries).toBe(4);
+      });
+
+      it("takes the latest token_count for a re-reported prefix", () => {
+        index.report(report({ prefixes: [{ prefixHash: hashOf(1), tokenCount: 16 }] }));
+        index.report(report({ prefixes: [{ prefixHash: hashOf(1), tokenCount: 32 }] }));
+        expect(index.lookup(query({ prefixHashes: [hashOf(1)] })).hints[0]?.matchedTokens).toBe(32);
+      });
+
+      it("refreshes freshness when a prefix is re-reported", () => {
+        index.report(report());
+        clock.advance(TTL / 2);
+        expect(index.lookup(query()).hints[0]?.freshness).toBeCloseTo(0.75);
+        index.report(report());
+        expect(index.lookup(query()).hints[0]?.freshness).toBe(1);
+      });
+
+      it("stores the reported stats and returns them with hints", () => {
+        index.report(report({ stats: stats(3, 1, 0.25) }));
+        expect(index.lookup(query()).hints[0]?.stats).toEqual(stats(3, 1, 0.25));
+      });
+
+      it("drops and counts prefixes reported without a scheme, but still applies the stats", () => {
+        const outcome = index.report(report({ hashScheme: "", stats: stats(7) }));
+        expect(outcome.accepted).toBe(0);
+        expect(outcome.dropped["hash-scheme-missing"]).toBe(4);
+        expect(index.size().entries).toBe(0);
+        const state = index.describe({ tenant: "acme", model: "llama-3-8b" });
+        expect(state.replicas).toEqual([
+          { replicaId: "pod-a", stats: stats(7), prefixCount: 0, lastSeenAt: clock.now() },
+        ]);
+      });
+
+      it("drops an empty or over-long prefix hash and applies the rest", () => {
+        const outcome = index.report(
+          report({
+            prefixes: [
+              { prefixHash: new Uint8Array(0), tokenCount: 16 },
+              { prefixHash: new Uint8Array(65), tokenCount: 16 },
+              { prefixHash: new Uint8Array(64).fill(7), tokenCount: 16 },
+              { prefixHash: hashOf(1), tokenCount: 16 },
+            ],
+          }),
+        );
+        expect(outcome.accepted).toBe(2);
+        expect(outcome.dropped["prefix-hash-empty"]).toBe(1);
+        expect(outcome.dropped["prefix-hash-too-long"]).toBe(1);
+        expect(index.size().entries).toBe(2);
+      });
+
+      it("keeps a prefix whose caller later reuses the array it reported", () => {
+        const hash = hashOf(1);
+        index.report(report({ prefixes: [{ prefixHash: hash, tokenCount: 16 }] }));
+        hash.fill(0xff);
+        expect(ids(index, { prefixHashes: [hashOf(1)] })).toEqual(["pod-a"]);
+      });
+
+      it.each([
+        ["tenant", { tenant: "" }],
+        ["model", { model: "" }],
+        ["replica_id", { replicaId: "" }],
+        ["stats.active_requests", { stats: stats(Number.NaN) }],
+        ["stats.active_requests", { stats: stats(-1) }],
+        ["stats.active_requests", { stats: stats(1.5) }],
+        ["stats.queued_requests", { stats: stats(0, Number.POSITIVE_INFINITY) }],
+        ["stats.kv_cache_usage", { stats: stats(0, 0, Number.NaN) }],
+        ["stats.kv_cache_usage", { stats: stats(0, 0, Number.NEGATIVE_INFINITY) }],
+        ["stats.kv_cache_usage", { stats: stats(0, 0, -0.1) }],
+        ["stats.kv_cache_usage", { stats: stats(0, 0, 1.01) }],
+        ["tenant", { tenant: "t".repeat(257) }],
+        ["hash_scheme", { hashScheme: "s".repeat(257) }],
+      ] as const)("rejects a report with a bad %s and changes nothing", (field, overrides) => {
+        index.report(report({ replicaId: "pod-b", prefixes: entries(chainOf(100, 2)) }));
+        const before = index.describe({ tenant: "acme", model: "llama-3-8b" });
+        const error = thrownBy(() => index.report(report(overrides)));
+        expect(error.reason).toBe("invalid-argument");
+        expect(error.field).toBe(field);
+        expect(error.message).toContain(field);
+        expect(index.describe({ tenant: "acme", model: "llama-3-8b" })).toEqual(before);
+        expect(index.size().entries).toBe(2);
+      });
+    });
+
+    describe("ttl", () => {
+      it("returns an entry whose age is exactly the ttl", () => {
+        index.report(report());
+        clock.advance(TTL);
+        const hint = index.lookup(query()).hints[0];
+        expect(hint?.matchedBlocks).toBe(4);
+        expect(hint?.freshness).toBe(0.5);
+      });
+
+      it("never returns an entry older than the ttl, even before a sweep", () => {
+        index.report(report());
+        clock.advance(TTL + 1);
+        const answer = index.lookup(query());
+        expect(answer.reason).toBe("no-hint");
+        expect(answer.hints).toEqual([]);
+      });
+
+      it("stops a match at the first expired block", () => {
+        index.report(report());
+        clock.advance(TTL / 2);
+        index.report(report({ prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(TTL / 2 + 1);
+        expect(index.lookup(query()).hints[0]?.matchedBlocks).toBe(2);
+      });
+
+      it("removes expired entries and drained scopes on a sweep", () => {
+        index.report(report({ stats: stats(1) }));
+        clock.advance(TTL + 1);
+        const outcome = index.sweep(1_000);
+        expect(outcome).toEqual({ expiredEntries: 4, removedReplicas: 1, done: true });
+        expect(index.size()).toEqual({ entries: 0, entriesByModel: new Map(), replicas: 0 });
+        expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas).toEqual([]);
+      });
+
+      it("sweeps no live entry", () => {
+        index.report(report({ prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(TTL);
+        index.report(report({ replicaId: "pod-b", prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(1);
+        expect(index.sweep(1_000).expiredEntries).toBe(2);
+        expect(ids(index, { prefixHashes: chainOf(1, 2) })).toEqual(["pod-b"]);
+      });
+
+      it("sweeps at most its budget per step and says when it stopped early", () => {
+        index.report(report());
+        clock.advance(TTL + 1);
+        expect(index.sweep(3)).toMatchObject({ expiredEntries: 3, done: false });
+        expect(index.sweep(3)).toMatchObject({ expiredEntries: 1, done: true });
+        expect(index.size().entries).toBe(0);
+      });
+
+      it("keeps a replica that was heard from recently even if it holds nothing", () => {
+        index.report(report());
+        clock.advance(TTL);
+        index.publish(batch([{ type: "replica-updated", stats: stats(2) }]));
+        clock.advance(1);
+        expect(index.sweep(1_000)).toEqual({ expiredEntries: 4, removedReplicas: 0, done: true });
+        expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas).toHaveLength(1);
+      });
+    });
+
+    describe("the entry cap", () => {
+      beforeEach(() => {
+        index = factory({ clock, ttlMs: TTL, maxEntries: 4 });
+      });
+
+      it("never holds more entries than the cap", () => {
+        for (let i = 0; i < 10; i++) {
+          index.report(report({ replicaId: `pod-${i}`, prefixes: entries(chainOf(i * 10, 3)) }));
+          expect(index.size().entries).toBeLessThanOrEqual(4);
+        }
+        expect(index.size().entries).toBe(4);
+      });
+
+      it("evicts the least recently confirmed entries first, and counts them", () => {
+        index.report(report({ prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(1);
+        index.report(report({ replicaId: "pod-b", prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(1);
+        index.report(report({ prefixes: entries(chainOf(1, 2)) })); // pod-a confirmed again
+        clock.advance(1);
+        const outcome = index.report(report({ replicaId: "pod-c", prefixes: entries(chainOf(1, 2)) }));
+        expect(outcome.evicted.cap).toBe(2);
+        expect(ids(index, { prefixHashes: chainOf(1, 2) }).sort()).toEqual(["pod-a", "pod-c"]);
+      });
+
+      it("evicts across tenants: the cap is one budget for the whole index", () => {
+        index.report(report({ tenant: "old", prefixes: entries(chainOf(1, 4)) }));
+        clock.advance(1);
+        index.report(report({ tenant: "new", prefixes: entries(chainOf(1, 1)) }));
+        expect(index.size().entries).toBe(4);
+        expect(index.lookup(query({ tenant: "old" })).hints[0]?.matchedBlocks).toBe(3);
+        expect(ids(index, { tenant: "new", prefixHashes: chainOf(1, 1) })).toEqual(["pod-a"]);
+      });
+
+      it("evicts the deepest blocks of a chain first among entries confirmed together", () => {
+        index.report(report({ prefixes: entries(chainOf(1, 4)) }));
+        index.report(report({ replicaId: "pod-b", prefixes: entries(chainOf(50, 2)) }));
+        // pod-a's chain lost its tail, not its head: it still matches a run from block 0.
+        expect(index.lookup(query()).hints[0]?.matchedBlocks).toBe(2);
+      });
+    });
+
+    describe("isolation", () => {
+      it.each([
+        ["tenant", { tenant: "other" }],
+        ["model", { model: "other" }],
+        ["hash scheme", { hashScheme: "xxhash-bs16" }],
+      ] as const)("never shows one %s's entries to another", (_, scope) => {
+        index.report(report());
+        expect(index.lookup(query(scope)).hints).toEqual([]);
+        index.report(report({ ...scope, replicaId: "pod-z" }));
+        expect(ids(index, scope)).toEqual(["pod-z"]);
+        expect(ids(index)).toEqual(["pod-a"]);
+      });
+
+      it("keeps stats per (tenant, model)", () => {
+        index.report(report({ stats: stats(1) }));
+        index.report(report({ tenant: "other", stats: stats(9) }));
+        expect(index.lookup(query()).hints[0]?.stats).toEqual(stats(1));
+        expect(index.lookup(query({ tenant: "other" })).hints[0]?.stats).toEqual(stats(9));
+      });
+
+      it("names the schemes present when the asked one has no entries", () => {
+        index.report(report({ hashScheme: "xxhash-bs16" }));
+        const answer = index.lookup(query());
+        expect(answer.reason).toBe("no-hint");
+        expect(answer.detail).toContain("xxhash-bs16");
+      });
+    });
+
+    describe("matching and ranking", () => {
+      it("counts only the run of blocks held consecutively from the head", () => {
+        const [b0, b1, b2, b3] = chainOf(1, 4) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+        index.report(report({ replicaId: "gap", prefixes: entries([b0, b1]) }));
+        index.report(
+          report({ replicaId: "gap", prefixes: [{ prefixHash: b3, tokenCount: 4 * BLOCK }] }),
+        );
+        index.report(report({ replicaId: "tail", prefixes: entries([b0, b1, b2, b3]).slice(1) }));
+        const answer = index.lookup(query({ prefixHashes: [b0, b1, b2, b3] }));
+        expect(answer.hints.map((h) => [h.replicaId, h.matchedBlocks, h.matchedTokens])).toEqual([
+          ["gap", 2, 32],
+        ]);
+      });
+
+      it("answers an exact-prefix lookup of one hash with that prefix's tokens", () => {
+        index.report(report());
+        const hints = index.lookup(query({ prefixHashes: [hashOf(3)] })).hints;
+        expect(hints.map((h) => [h.matchedBlocks, h.matchedTokens])).toEqual([[1, 48]]);
+        expect(index.lookup(query({ prefixHashes: [hashOf(9)] })).hints).toEqual([]);
+      });
+
+      it("ranks by matched tokens", () => {
+        index.report(report({ replicaId: "short", prefixes: entries(chainOf(1, 2)) }));
+        index.report(report({ replicaId: "long", prefixes: entries(chainOf(1, 3)) }));
+        expect(ids(index)).toEqual(["long", "short"]);
+      });
+
+      it("ranks fresher knowledge first when matched tokens are equal", () => {
+        index.report(report({ replicaId: "stale" }));
+        clock.advance(10_000);
+        index.report(report({ replicaId: "fresh" }));
+        const [first, second] = index.lookup(query()).hints;
+        expect(first?.replicaId).toBe("fresh");
+        expect(second?.freshness).toBeLessThan(1);
+        expect(second?.score).toBeCloseTo(64 * (1 - 10_000 / TTL / 2));
+      });
+
+      it("takes freshness from the stalest block of the matched run", () => {
+        index.report(report());
+        clock.advance(TTL / 2);
+        index.report(report({ prefixes: entries(chainOf(1, 4)).slice(1) }));
+        expect(index.lookup(query()).hints[0]?.freshness).toBeCloseTo(0.75);
+      });
+
+      it("can rank a deeper but staler match above a fresher, shallower one", () => {
+        index.report(report({ replicaId: "deep", prefixes: entries(chainOf(1, 4)) }));
+        clock.advance(TTL);
+        index.report(report({ replicaId: "shallow", prefixes: entries(chainOf(1, 1)) }));
+        expect(ids(index)).toEqual(["deep", "shallow"]); // 64 x 0.5 > 16 x 1
+      });
+
+      it("breaks score ties by lower load, then by replica id", () => {
+        index.report(report({ replicaId: "c", stats: stats(1, 1) }));
+        index.report(report({ replicaId: "b", stats: stats(1, 0) }));
+        index.report(report({ replicaId: "a", stats: stats(2, 0) }));
+        index.report(report({ replicaId: "d", stats: stats(0, 1) }));
+        expect(ids(index)).toEqual(["b", "d", "a", "c"]);
+      });
+
+      it("is deterministic whatever the insertion order", () => {
+        const names = ["r3", "r1", "r2", "r0"];
+        for (const name of names) index.report(report({ replicaId: name }));
+        const other = factory({ clock, ttlMs: TTL });
+        for (const name of [...names].reverse()) other.report(report({ replicaId: name }));
+        expect(ids(index)).toEqual(["r0", "r1", "r2", "r3"]);
+        expect(ids(other)).toEqual(ids(index));
+      });
+
+      it("restricts hints to the candidate replicas when given", () => {
+        for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name }));
+        expect(ids(index, { candidateReplicaIds: ["c", "a", "unknown"] })).toEqual(["a", "c"]);
+        expect(index.lookup(query({ candidateReplicaIds: ["unknown"] })).reason).toBe("no-hint");
+      });
+
+      it("returns at most max_hints, and the default when it is 0", () => {
+        index = factory({ clock, ttlMs: TTL, defaultMaxHints: 2 });
+        for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name }));
+        expect(ids(index)).toEqual(["a", "b"]);
+        expect(ids(index, { maxHints: 1 })).toEqual(["a"]);
+        expect(ids(index, { maxHints: 3 })).toEqual(["a", "b", "c"]);
+      });
+
+      it("evaluates the head of a chain longer than the maximum and flags it", () => {
+        index = factory({ clock, ttlMs: TTL, maxChainLength: 2 });
+        index.report(report());
+        const answer = index.lookup(query());
+        expect(answer.chainTruncated).toBe(true);
+        expect(answer.evaluatedBlocks).toBe(2);
+        expect(answer.hints[0]?.matchedBlocks).toBe(2);
+      });
+
+      it("has no side effects: lookups do not refresh or reorder anything", () => {
+        index = factory({ clock, ttlMs: TTL, maxEntries: 4 });
+        index.report(report({ replicaId: "a", prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(1);
+        index.report(report({ replicaId: "b", prefixes: entries(chainOf(1, 2)) }));
+        clock.advance(TTL / 2);
+        index.lookup(query({ prefixHashes: chainOf(1, 2) }));
+        expect(index.lookup(query()).hints.map((h) => h.freshness)).toEqual([
+          1 - (TTL / 2) / TTL / 2,
+          1 - (TTL / 2 + 1) / TTL / 2,
+        ]);
+        index.report(report({ replicaId: "c", prefixes: entries(chainOf(1, 2)) }));
+        expect(ids(index, { prefixHashes: chainOf(1, 2) }).sort()).toEqual(["b", "c"]);
+      });
+    });
+
+    describe("lookups fail open", () => {
+      it.each([
+        ["tenant", { tenant: "" }, "invalid-request"],
+        ["model", { model: "" }, "invalid-request"],
+        ["prefix_hashes", { prefixHashes: [] }, "invalid-request"],
+        ["prefix_hashes[1]", { prefixHashes: [hashOf(1), new Uint8Array(0)] }, "invalid-request"],
+        ["prefix_hashes[0]", { prefixHashes: [new Uint8Array(65)] }, "invalid-request"],
+        ["", { hashScheme: "" }, "hash-scheme-missing"],
+      ] as const)("answers a lookup with a bad %s with a reason, not an error", (field, q, reason) => {
+        index.report(report());
+        const answer = index.lookup(query(q));
+        expect(answer.reason).toBe(reason);
+        expect(answer.invalidField).toBe(field);
+        expect(answer.hints).toEqual([]);
+      });
+
+      it("answers no-hint for a scope it has never seen", () => {
+        expect(index.lookup(query()).reason).toBe("no-hint");
+      });
+    });
+
+    describe("events", () => {
+      it("applies additions with a scheme, and ignores and counts them without one", () => {
+        const outcome = index.publish(
+          batch([{ type: "prefix-added", prefixes: entries(chainOf(1, 4)) }], { hashScheme: "" }),
+        );
+        expect(outcome).toMatchObject({ applied: 0, ignored: 1 });
+        expect(outcome.dropped["hash-scheme-missing"]).toBe(1);
+        const added = index.publish(
+          batch([{ type: "prefix-added", prefixes: entries(chainOf(1, 4)) }]),
+        );
+        expect(added).toMatchObject({ applied: 1, ignored: 0, addedPrefixes: 4 });
+        expect(ids(index)).toEqual(["pod-a"]);
+      });
+
+      it("evicts within the given scheme only", () => {
+        index.report(report());
+        index.report(report({ hashScheme: "other" }));
+        const outcome = index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(2, 1)) }]),
+        );
+        expect(outcome.evicted.event).toBe(1);
+        expect(index.lookup(query()).hints[0]?.matchedBlocks).toBe(1);
+        expect(index.lookup(query({ hashScheme: "other" })).hints[0]?.matchedBlocks).toBe(4);
+      });
+
+      it("evicts in every scheme when none is given", () => {
+        index.report(report());
+        index.report(report({ hashScheme: "other" }));
+        index.report(report({ replicaId: "pod-b" }));
+        index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(1, 1)) }], { hashScheme: "" }),
+        );
+        expect(ids(index)).toEqual(["pod-b"]);
+        expect(ids(index, { hashScheme: "other" })).toEqual([]);
+      });
+
+      it("refreshes stats and liveness on replica-updated, but not the entries' ttl", () => {
+        index.report(report({ stats: stats(1) }));
+        clock.advance(TTL);
+        index.publish(batch([{ type: "replica-updated", stats: stats(5) }]));
+        expect(index.lookup(query()).hints[0]?.stats).toEqual(stats(5));
+        clock.advance(1);
+        expect(index.lookup(query()).hints).toEqual([]);
+        expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas[0]?.lastSeenAt).toBe(
+          clock.now() - 1,
+        );
+      });
+
+      it("clears everything a replica holds under (tenant, model), in every scheme", () => {
+        index.report(report());
+        index.report(report({ hashScheme: "other" }));
+        index.report(report({ replicaId: "pod-b" }));
+        index.report(report({ model: "other-model" }));
+        index.report(report({ tenant: "other-tenant" }));
+        const outcome = index.publish(batch([{ type: "all-cleared" }], { hashScheme: "" }));
+        expect(outcome.evicted.cleared).toBe(8);
+        expect(ids(index)).toEqual(["pod-b"]);
+        expect(ids(index, { hashScheme: "other" })).toEqual([]);
+        expect(ids(index, { model: "other-model" })).toEqual(["pod-a"]);
+        expect(ids(index, { tenant: "other-tenant" })).toEqual(["pod-a"]);
+      });
+
+      it("ignores and counts events of an unknown type, applying the rest", () => {
+        const outcome = index.publish(
+          batch([{ type: "unknown" }, { type: "prefix-added", prefixes: entries(chainOf(1, 4)) }]),
+        );
+        expect(outcome).toMatchObject({ applied: 1, ignored: 1 });
+        expect(outcome.dropped["unknown-event-type"]).toBe(1);
+        expect(ids(index)).toEqual(["pod-a"]);
+      });
+
+      it("applies events in order", () => {
+        const chain = entries(chainOf(1, 4));
+        index.publish(
+          batch([
+            { type: "prefix-added", prefixes: chain },
+            { type: "prefix-evicted", prefixes: chain },
+          ]),
+        );
+        expect(ids(index)).toEqual([]);
+        index.publish(
+          batch([
+            { type: "all-cleared" },
+            { type: "prefix-added", prefixes: chain },
+          ]),
+        );
+        expect(ids(index)).toEqual(["pod-a"]);
+      });
+
+      it("rejects a batch with bad stats before applying any of it", () => {
+        const error = thrownBy(() =>
+          index.publish(
+            batch([
+              { type: "prefix-added", prefixes: entries(chainOf(1, 4)) },
+              { type: "replica-updated", stats: stats(0, 0, Number.NaN) },
+            ]),
+          ),
+        );
+        expect(error.field).toBe("events[1].stats.kv_cache_usage");
+        expect(index.size().entries).toBe(0);
+      });
+    });
+
+    describe("describe() and size()", () => {
+      it("describes each replica, the totals and the schemes of a (tenant, model)", () => {
+        index.report(report({ replicaId: "b", stats: stats(2) }));
+        clock.advance(5);
+        index.report(report({ replicaId: "a", hashScheme: "other", prefixes: entries(chainOf(1, 2)) }));
+        index.report(report({ tenant: "elsewhere" }));
+        expect(index.describe({ tenant: "acme", model: "llama-3-8b" })).toEqual({
+          replicas: [
+            { replicaId: "a", stats: undefined, prefixCount: 2, lastSeenAt: clock.now() },
+            { replicaId: "b", stats: stats(2), prefixCount: 4, lastSeenAt: clock.now() - 5 },
+          ],
+          totalEntries: 6,
+          hashSchemes: [
+            { hashScheme: "other", entries: 2 },
+            { hashScheme: SCHEME, entries: 4 },
+          ],
+        });
+        expect(
+          index.describe({ tenant: "acme", model: "llama-3-8b", hashScheme: "other" }),
+        ).toMatchObject({
+          replicas: [{ replicaId: "a", prefixCount: 2 }, { replicaId: "b", prefixCount: 0 }],
+          totalEntries: 2,
+          hashSchemes: [{ hashScheme: "other", entries: 2 }],
+        });
+      });
+
+      it("rejects describe() without a tenant or model", () => {
+        expect(thrownBy(() => index.describe({ tenant: "", model: "m" })).field).toBe("tenant");
+        expect(thrownBy(() => index.describe({ tenant: "t", model: "" })).field).toBe("model");
+      });
+
+      it("counts entries per model across tenants and schemes", () => {
+        index.report(report());
+        index.report(report({ tenant: "other", hashScheme: "x" }));
+        index.report(report({ model: "m2", prefixes: entries(chainOf(1, 1)) }));
+        const size = index.size();
+        expect(size.entries).toBe(9);
+        expect([...size.entriesByModel].sort()).toEqual([
+          ["llama-3-8b", 8],
+          ["m2", 1],
+        ]);
+        expect(size.replicas).toBe(3);
+      });
+    });
+  });
+}
