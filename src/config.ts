@@ -1,0 +1,269 @@
+import {
+  type Address,
+  address,
+  integerAtLeast,
+  LOG_LEVELS,
+  type LogLevel,
+  logLevel,
+  nonNegativeSeconds,
+  positiveInteger,
+  seconds,
+  type ValueKind,
+} from "./config/value-kinds.js";
+
+export { type Address, formatAddress, LOG_LEVELS, type LogLevel } from "./config/value-kinds.js";
+
+/** The sidecar's settings, fully resolved: every field has a value. */
+export interface Config {
+  /** Where the gRPC server listens. Port 0 picks a free port. @default 127.0.0.1:50051 */
+  readonly grpcAddress: Address;
+  /** Where the HTTP server (health, metrics) listens. Port 0 picks a free port. @default 127.0.0.1:8080 */
+  readonly httpAddress: Address;
+  /**
+   * How long a reported prefix stays live without being confirmed. Passed through as given: the
+   * index replaces zero or a negative number with its own default and warns. @default 120
+   */
+  readonly ttlSeconds: number;
+  /** How often expired entries are swept. Passed through like `ttlSeconds`. @default 5 */
+  readonly sweepIntervalSeconds: number;
+  /** The most holder entries the index keeps before evicting the least recently confirmed. @default 1000000 */
+  readonly maxEntries: number;
+  /** The most blocks of a lookup chain evaluated; longer chains are evaluated on their head. @default 8192 */
+  readonly maxChainLength: number;
+  /** Hints returned when a lookup asks for `max_hints` 0. @default 4 */
+  readonly defaultMaxHints: number;
+  /** The largest request or response message either server accepts, in bytes (at least 1024). @default 4194304 */
+  readonly maxMessageBytes: number;
+  /** How long shutdown waits for in-flight calls before closing them. @default 10 */
+  readonly shutdownGraceSeconds: number;
+  /** The minimum level logged. @default "info" */
+  readonly logLevel: LogLevel;
+}
+
+/** The value of every setting that neither a flag nor an environment variable sets. */
+export const DEFAULT_CONFIG: Config = Object.freeze({
+  grpcAddress: Object.freeze({ host: "127.0.0.1", port: 50051 }),
+  httpAddress: Object.freeze({ host: "127.0.0.1", port: 8080 }),
+  ttlSeconds: 120,
+  sweepIntervalSeconds: 5,
+  maxEntries: 1_000_000,
+  maxChainLength: 8192,
+  defaultMaxHints: 4,
+  maxMessageBytes: 4 * 1024 * 1024,
+  shutdownGraceSeconds: 10,
+  logLevel: "info",
+});
+
+/** How one setting is spelled on the command line and in the environment, and how its value reads. */
+interface Setting<K extends keyof Config> {
+  readonly flag: `--${string}`;
+  readonly env: `${typeof ENV_PREFIX}${string}`;
+  /** Stands for the value in the usage text, e.g. `<seconds>`. */
+  readonly placeholder: string;
+  readonly description: string;
+  readonly kind: ValueKind<Config[K]>;
+}
+
+const ENV_PREFIX = "INFERENCECACHE_";
+const PROGRAM = "inference-cache-index";
+
+/**
+ * The one table that drives parsing and the usage text, so the two cannot drift. Keyed by `Config`
+ * field, so adding a field without a setting does not compile.
+ */
+const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
+  grpcAddress: {
+    flag: "--grpc-address",
+    env: "INFERENCECACHE_GRPC_ADDRESS",
+    placeholder: "<host:port>",
+    description: "Where the gRPC server listens. IPv6 as [::1]:50051; port 0 picks a free port.",
+    kind: address,
+  },
+  httpAddress: {
+    flag: "--http-address",
+    env: "INFERENCECACHE_HTTP_ADDRESS",
+    placeholder: "<host:port>",
+    description: "Where the HTTP server (health, metrics) listens. Same form as --grpc-address.",
+    kind: address,
+  },
+  ttlSeconds: {
+    flag: "--ttl-seconds",
+    env: "INFERENCECACHE_TTL_SECONDS",
+    placeholder: "<seconds>",
+    description:
+      "How long a reported prefix stays live unless confirmed again. Zero or less: the index default.",
+    kind: seconds,
+  },
+  sweepIntervalSeconds: {
+    flag: "--sweep-interval-seconds",
+    env: "INFERENCECACHE_SWEEP_INTERVAL_SECONDS",
+    placeholder: "<seconds>",
+    description: "How often expired entries are swept. Zero or less: the index default.",
+    kind: seconds,
+  },
+  maxEntries: {
+    flag: "--max-entries",
+    env: "INFERENCECACHE_MAX_ENTRIES",
+    placeholder: "<n>",
+    description: "The most holder entries kept; past it the least recently confirmed are evicted.",
+    kind: positiveInteger,
+  },
+  maxChainLength: {
+    flag: "--max-chain-length",
+    env: "INFERENCECACHE_MAX_CHAIN_LENGTH",
+    placeholder: "<n>",
+    description:
+      "The most blocks of a lookup chain evaluated; longer chains are cut to their head.",
+    kind: positiveInteger,
+  },
+  defaultMaxHints: {
+    flag: "--default-max-hints",
+    env: "INFERENCECACHE_DEFAULT_MAX_HINTS",
+    placeholder: "<n>",
+    description: "Hints returned when a lookup's max_hints is 0.",
+    kind: positiveInteger,
+  },
+  maxMessageBytes: {
+    flag: "--max-message-bytes",
+    env: "INFERENCECACHE_MAX_MESSAGE_BYTES",
+    placeholder: "<bytes>",
+    description: "The largest message either server accepts (at least 1024).",
+    kind: integerAtLeast(1024),
+  },
+  shutdownGraceSeconds: {
+    flag: "--shutdown-grace-seconds",
+    env: "INFERENCECACHE_SHUTDOWN_GRACE_SECONDS",
+    placeholder: "<seconds>",
+    description: "How long shutdown waits for in-flight calls before cancelling them.",
+    kind: nonNegativeSeconds,
+  },
+  logLevel: {
+    flag: "--log-level",
+    env: "INFERENCECACHE_LOG_LEVEL",
+    placeholder: "<level>",
+    description: `The minimum level logged: ${LOG_LEVELS.join(", ")}.`,
+    kind: logLevel,
+  },
+};
+
+const KEYS = Object.keys(SETTINGS) as (keyof Config)[];
+const KEY_BY_FLAG = new Map<string, keyof Config>(KEYS.map((key) => [SETTINGS[key].flag, key]));
+const KNOWN_ENV = new Set<string>(KEYS.map((key) => SETTINGS[key].env));
+const HELP_FLAGS = new Set(["--help", "-h"]);
+
+/** What {@link parseConfig} found: a config to run with, a usage text to print, or what to fix. */
+export type ParseConfigResult =
+  | { readonly config: Config; readonly warnings: readonly string[] }
+  | { readonly help: string }
+  | { readonly error: string };
+
+/**
+ * Resolves the sidecar's settings from command-line flags (`--name value` or `--name=value`), then
+ * `INFERENCECACHE_*` environment variables, then {@link DEFAULT_CONFIG}. Pure: reads only its
+ * arguments, never exits.
+ *
+ * - `argv` is the arguments after the script (`process.argv.slice(2)`). `--help` or `-h` anywhere
+ *   wins over everything else. A repeated flag takes its last value.
+ * - An empty environment variable counts as unset. Only the value that wins is validated, so a flag
+ *   can override a malformed environment variable.
+ * - Unknown flags, positional arguments, a flag without a value and invalid values are errors that
+ *   name the setting as the user wrote it; unknown `INFERENCECACHE_*` variables are only warnings.
+ */
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ParseConfigResult {
+  if (argv.some((arg) => HELP_FLAGS.has(arg))) return { help: helpText() };
+
+  const flags = readFlags(argv);
+  if ("error" in flags) return flags;
+
+  const config: { -readonly [K in keyof Config]: Config[K] } = { ...DEFAULT_CONFIG };
+  for (const key of KEYS) {
+    const { flag, env: envName } = SETTINGS[key];
+    const flagValue = flags.values.get(key);
+    const envValue = env[envName];
+    const source =
+      flagValue !== undefined
+        ? { name: flag, raw: flagValue }
+        : envValue !== undefined && envValue !== ""
+          ? { name: envName, raw: envValue }
+          : undefined;
+    if (source === undefined) continue;
+    const error = assign(config, key, SETTINGS[key], source.name, source.raw);
+    if (error !== undefined) return { error };
+  }
+
+  const warnings = Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && !KNOWN_ENV.has(name))
+    .map((name) => `unknown environment variable ${name} is ignored; see --help`);
+  return { config, warnings };
+}
+
+/** Parses one raw value into `config[key]`; returns the message to show if it is invalid. */
+function assign<K extends keyof Config>(
+  config: { -readonly [P in keyof Config]: Config[P] },
+  key: K,
+  setting: Setting<K>,
+  name: string,
+  raw: string,
+): string | undefined {
+  const value = setting.kind.parse(raw);
+  if (value === undefined) {
+    return `invalid value for ${name}: ${JSON.stringify(raw)} (expected ${setting.kind.expected})`;
+  }
+  config[key] = value;
+  return undefined;
+}
+
+/** Splits `argv` into raw flag values by setting, without validating the values. */
+function readFlags(
+  argv: readonly string[],
+): { readonly values: ReadonlyMap<keyof Config, string> } | { readonly error: string } {
+  const values = new Map<keyof Config, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) {
+      return { error: `unexpected argument ${JSON.stringify(arg)}; see --help` };
+    }
+    const equals = arg.indexOf("=");
+    const flag = equals === -1 ? arg : arg.slice(0, equals);
+    const key = KEY_BY_FLAG.get(flag);
+    if (key === undefined) return { error: `unknown flag ${flag}; see --help` };
+    if (equals !== -1) {
+      values.set(key, arg.slice(equals + 1));
+      continue;
+    }
+    const next = argv[i + 1];
+    // A following flag means this one has no value; a single dash does not, so `-5` reads as a value.
+    if (next === undefined || next.startsWith("--")) {
+      return { error: `missing value for ${flag}; see --help` };
+    }
+    values.set(key, next);
+    i++;
+  }
+  return { values };
+}
+
+/** The usage text, generated from {@link SETTINGS}. */
+function helpText(): string {
+  const lines = [
+    `Usage: ${PROGRAM} [options]`,
+    "",
+    "Every option can also be set by its environment variable; a flag overrides the variable,",
+    "and an empty variable counts as unset.",
+    "",
+    "Options:",
+  ];
+  for (const key of KEYS) lines.push(...settingHelp(SETTINGS[key], DEFAULT_CONFIG[key]));
+  lines.push("  -h, --help", "      Show this help and exit.");
+  return `${lines.join("\n")}\n`;
+}
+
+function settingHelp<K extends keyof Config>(setting: Setting<K>, fallback: Config[K]): string[] {
+  return [
+    `  ${setting.flag} ${setting.placeholder}`,
+    `      ${setting.description}`,
+    `      env: ${setting.env}  default: ${setting.kind.format(fallback)}`,
+  ];
+}

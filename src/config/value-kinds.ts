@@ -1,0 +1,93 @@
+/**
+ * The kinds of value a setting can take: how each reads from a raw string (a flag or environment
+ * variable) and how it prints in the usage text.
+ */
+export interface ValueKind<T> {
+  /** Completes "expected ..." in an error message, e.g. `a positive integer`. */
+  readonly expected: string;
+  /** The value `raw` stands for, or `undefined` if it is not one. */
+  parse(raw: string): T | undefined;
+  format(value: T): string;
+}
+
+/** A listening address. `host` is bare: an IPv6 host is stored without its brackets (`::1`). */
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Levels a logger accepts, most severe first; `silent` logs nothing. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Prints an address as `host:port`, bracketing an IPv6 host (`[::1]:50051`). */
+export function formatAddress(address: Address): string {
+  return address.host.includes(":")
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
+}
+
+// `host:port` or `[ipv6]:port`. An unbracketed host may not contain a colon, so `::1:50051` is
+// rejected rather than guessed at.
+const ADDRESS = /^(?:\[([^[\]\s]+)\]|([^[\]\s:]+)):([0-9]{1,5})$/;
+
+export const address: ValueKind<Address> = {
+  expected: "host:port with a port from 0 to 65535, and an IPv6 host in brackets",
+  parse(raw) {
+    const match = ADDRESS.exec(raw);
+    if (match === null) return undefined;
+    const port = Number(match[3]);
+    if (port > 65535) return undefined;
+    return { host: match[1] ?? match[2] ?? "", port };
+  },
+  format: formatAddress,
+};
+
+// Plain decimal notation only: `Number()` alone would also accept "", " ", "0x10" and "Infinity".
+const DECIMAL = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+
+function parseDecimal(raw: string): number | undefined {
+  if (!DECIMAL.test(raw)) return undefined;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** Any finite number, zero and negatives included: whoever uses it decides what those mean. */
+export const seconds: ValueKind<number> = {
+  expected: "a number of seconds",
+  parse: parseDecimal,
+  format: String,
+};
+
+export const nonNegativeSeconds: ValueKind<number> = {
+  expected: "a non-negative number of seconds",
+  parse(raw) {
+    const value = parseDecimal(raw);
+    return value !== undefined && value >= 0 ? value : undefined;
+  },
+  format: String,
+};
+
+/** A kind for whole numbers from `min` up, written as plain digits. */
+export function integerAtLeast(min: number, expected = `an integer of at least ${min}`) {
+  const kind: ValueKind<number> = {
+    expected,
+    parse(raw) {
+      if (!/^[0-9]+$/.test(raw)) return undefined;
+      const value = Number(raw);
+      return Number.isSafeInteger(value) && value >= min ? value : undefined;
+    },
+    format: String,
+  };
+  return kind;
+}
+
+export const positiveInteger = integerAtLeast(1, "a positive integer");
+
+export const logLevel: ValueKind<LogLevel> = {
+  expected: `one of ${LOG_LEVELS.join(", ")}`,
+  parse(raw) {
+    return LOG_LEVELS.find((level) => level === raw);
+  },
+  format: String,
+};

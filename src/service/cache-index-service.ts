@@ -1,0 +1,169 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  type CacheIndexService,
+  GetCacheStateResponseSchema,
+  HashSchemeStateSchema,
+  LookupRouteResponseSchema,
+  PublishEventResponseSchema,
+  ReasonCode,
+  ReplicaHintSchema,
+  ReplicaStateSchema,
+  ReportCacheStateResponseSchema,
+} from "../../gen/inferencecache/v1/cache_index_pb.js";
+import type { CacheIndex } from "../core/cache-index.js";
+import type { Clock } from "../core/clock.js";
+import type { RouteAnswer } from "../core/types.js";
+import type { UnaryServiceImpl } from "../transport/unary-service.js";
+import {
+  batchFromProto,
+  dropsToProto,
+  ROUTE_REASON_TO_PROTO,
+  reportFromProto,
+  statsToProto,
+  totalDropped,
+} from "./message-conversion.js";
+import { toStatusError } from "./status-mapping.js";
+
+/** What the service needs from its surroundings. */
+export interface CacheIndexServiceOptions {
+  /** The index every method reads or writes. */
+  index: CacheIndex;
+  /** The clock the index runs on, to turn its times into ages. */
+  clock: Clock;
+  /**
+   * Wall-clock milliseconds since the epoch, to date `last_seen` for operators.
+   * @default Date.now
+   */
+  wallClock?: () => number;
+  /**
+   * Whether lookups may be answered. While false, LookupRoute answers NOT_READY (never an error).
+   * @default () => true
+   */
+  isReady?: () => boolean;
+  /** Told of each NOT_READY answer, which never reaches the index (for metrics). */
+  onNotReady?: (model: string) => void;
+  /**
+   * Told of a lookup the index failed on unexpectedly (a bug). The lookup still fails open: it is
+   * answered NO_HINT rather than with an error the gateway would have to handle.
+   */
+  onLookupFailure?: (error: unknown) => void;
+}
+
+/**
+ * The `CacheIndexService` implementation both transports serve. It converts messages to core types
+ * and back and maps core errors to statuses; every decision is the core's.
+ */
+export function createCacheIndexService(
+  options: CacheIndexServiceOptions,
+): UnaryServiceImpl<typeof CacheIndexService> {
+  const { index, clock } = options;
+  const wallClock = options.wallClock ?? Date.now;
+  const isReady = options.isReady ?? (() => true);
+  const onNotReady = options.onNotReady ?? (() => {});
+  const onLookupFailure = options.onLookupFailure ?? (() => {});
+
+  return {
+    reportCacheState(request) {
+      try {
+        const outcome = index.report(reportFromProto(request));
+        return create(ReportCacheStateResponseSchema, {
+          accepted: outcome.accepted,
+          dropped: totalDropped(outcome.dropped),
+          drops: dropsToProto(outcome.dropped),
+        });
+      } catch (error) {
+        return toStatusError(error);
+      }
+    },
+
+    publishEvent(request) {
+      try {
+        const outcome = index.publish(batchFromProto(request));
+        return create(PublishEventResponseSchema, {
+          applied: outcome.applied,
+          ignored: outcome.ignored,
+          drops: dropsToProto(outcome.dropped),
+        });
+      } catch (error) {
+        return toStatusError(error);
+      }
+    },
+
+    lookupRoute(request) {
+      if (!isReady()) {
+        onNotReady(request.model);
+        return create(LookupRouteResponseSchema, {
+          reasonCode: ReasonCode.NOT_READY,
+          detail: "the index is starting up",
+        });
+      }
+      let answer: RouteAnswer;
+      try {
+        answer = index.lookup({
+          tenant: request.tenant,
+          model: request.model,
+          hashScheme: request.hashScheme,
+          prefixHashes: request.prefixHashes,
+          candidateReplicaIds: request.candidateReplicaIds,
+          maxHints: request.maxHints,
+        });
+      } catch (error) {
+        onLookupFailure(error);
+        return create(LookupRouteResponseSchema, {
+          reasonCode: ReasonCode.NO_HINT,
+          detail: "the lookup failed inside the index; see the server log",
+        });
+      }
+      return create(LookupRouteResponseSchema, {
+        hints: answer.hints.map((hint) =>
+          create(ReplicaHintSchema, {
+            replicaId: hint.replicaId,
+            matchedBlocks: hint.matchedBlocks,
+            matchedTokens: hint.matchedTokens,
+            freshness: hint.freshness,
+            score: hint.score,
+            stats: statsToProto(hint.replicaId, hint.stats),
+          }),
+        ),
+        reasonCode: ROUTE_REASON_TO_PROTO[answer.reason],
+        invalidField: answer.invalidField,
+        chainTruncated: answer.chainTruncated,
+        evaluatedBlocks: answer.evaluatedBlocks,
+        detail: answer.detail,
+      });
+    },
+
+    getCacheState(request) {
+      try {
+        const hashScheme = request.hashScheme === "" ? undefined : request.hashScheme;
+        const state = index.describe({ tenant: request.tenant, model: request.model, hashScheme });
+        const now = clock.now();
+        const wallNow = wallClock();
+        return create(GetCacheStateResponseSchema, {
+          tenant: request.tenant,
+          model: request.model,
+          replicas: state.replicas.map((replica) => {
+            const ageMs = Math.max(0, now - replica.lastSeenAt);
+            return create(ReplicaStateSchema, {
+              replicaId: replica.replicaId,
+              stats: statsToProto(replica.replicaId, replica.stats),
+              prefixCount: BigInt(replica.prefixCount),
+              lastSeen: timestampFromMs(Math.round(wallNow - ageMs)),
+              lastSeenAgeSeconds: ageMs / 1000,
+            });
+          }),
+          totalEntries: BigInt(state.totalEntries),
+          hashSchemes: state.hashSchemes.map((scheme) =>
+            create(HashSchemeStateSchema, {
+              hashScheme: scheme.hashScheme,
+              entries: BigInt(scheme.entries),
+            }),
+          ),
+        });
+      } catch (error) {
+        return toStatusError(error);
+      }
+    },
+  };
+}

@@ -1,0 +1,285 @@
+import { type Client, Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  CacheEventType,
+  CacheIndexService,
+  DropReason,
+  ReasonCode,
+} from "../../gen/inferencecache/v1/cache_index_pb.js";
+import type { CacheIndex } from "../../src/core/cache-index.js";
+import { createMapCacheIndex } from "../../src/core/map-cache-index.js";
+import { createCacheIndexService } from "../../src/service/cache-index-service.js";
+import { chainOf, hashOf } from "../support/hashes.js";
+import { ManualClock } from "../support/manual-clock.js";
+
+const scope = { tenant: "acme", model: "llama-3-8b", hashScheme: "vllm-sha256_cbor-bs16" };
+const WALL = Date.UTC(2026, 10, 22, 12, 0, 0);
+
+function prefixes(first: number, length: number) {
+  return chainOf(first, length).map((prefixHash, i) => ({ prefixHash, tokenCount: (i + 1) * 16 }));
+}
+
+async function statusOf(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("createCacheIndexService()", () => {
+  let clock: ManualClock;
+  let index: CacheIndex;
+  let ready: boolean;
+  let notReadyModels: string[];
+  let client: Client<typeof CacheIndexService>;
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    index = createMapCacheIndex({ clock });
+    ready = true;
+    notReadyModels = [];
+    const service = createCacheIndexService({
+      index,
+      clock,
+      wallClock: () => WALL,
+      isReady: () => ready,
+      onNotReady: (model) => notReadyModels.push(model),
+    });
+    client = createClient(
+      CacheIndexService,
+      createRouterTransport((router) => router.service(CacheIndexService, service)),
+    );
+  });
+
+  it("reports a chain and finds it with LookupRoute", async () => {
+    const reported = await client.reportCacheState({
+      ...scope,
+      replicaId: "pod-a",
+      prefixes: prefixes(1, 3),
+      stats: { activeRequests: 2, queuedRequests: 1, kvCacheUsage: 0.4 },
+    });
+    expect(reported).toMatchObject({ accepted: 3, dropped: 0, drops: [] });
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 5) });
+    expect(answer.reasonCode).toBe(ReasonCode.PREFIX_MATCH);
+    expect(answer.evaluatedBlocks).toBe(5);
+    expect(answer.hints).toHaveLength(1);
+    expect(answer.hints[0]).toMatchObject({
+      replicaId: "pod-a",
+      matchedBlocks: 3,
+      matchedTokens: 48,
+      freshness: 1,
+      score: 48,
+      stats: { replicaId: "pod-a", activeRequests: 2, queuedRequests: 1, kvCacheUsage: 0.4 },
+    });
+  });
+
+  it("stores stats under the request's replica_id whatever stats.replica_id says", async () => {
+    await client.reportCacheState({
+      ...scope,
+      replicaId: "pod-a",
+      prefixes: prefixes(1, 1),
+      stats: { replicaId: "pod-IMPOSTOR", activeRequests: 1 },
+    });
+    const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.replicas.map((r) => [r.replicaId, r.stats?.replicaId])).toEqual([["pod-a", "pod-a"]]);
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) });
+    expect(answer.hints[0]?.stats?.replicaId).toBe("pod-a");
+  });
+
+  it("drops and counts prefixes without a hash_scheme and still applies the stats", async () => {
+    const reported = await client.reportCacheState({
+      ...scope,
+      hashScheme: "",
+      replicaId: "pod-a",
+      prefixes: prefixes(1, 3),
+      stats: { activeRequests: 4 },
+    });
+    expect(reported.accepted).toBe(0);
+    expect(reported.dropped).toBe(3);
+    expect(reported.drops).toMatchObject([{ reason: DropReason.HASH_SCHEME_MISSING, count: 3 }]);
+    const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.replicas[0]?.stats?.activeRequests).toBe(4);
+    expect(state.totalEntries).toBe(0n);
+  });
+
+  it("drops an empty or over-long prefix_hash and applies the rest", async () => {
+    const reported = await client.reportCacheState({
+      ...scope,
+      replicaId: "pod-a",
+      prefixes: [
+        { prefixHash: new Uint8Array(0), tokenCount: 16 },
+        { prefixHash: new Uint8Array(65), tokenCount: 16 },
+        { prefixHash: hashOf(1), tokenCount: 16 },
+      ],
+    });
+    expect(reported).toMatchObject({ accepted: 1, dropped: 2 });
+    expect(reported.drops.map((d) => [d.reason, d.count])).toEqual([
+      [DropReason.PREFIX_HASH_EMPTY, 1],
+      [DropReason.PREFIX_HASH_TOO_LONG, 1],
+    ]);
+  });
+
+  it.each([
+    ["tenant", { tenant: "" }],
+    ["model", { model: "" }],
+    ["replica_id", { replicaId: "" }],
+    ["stats.kv_cache_usage", { stats: { kvCacheUsage: Number.NaN } }],
+    ["stats.kv_cache_usage", { stats: { kvCacheUsage: Number.POSITIVE_INFINITY } }],
+    ["stats.kv_cache_usage", { stats: { kvCacheUsage: -0.5 } }],
+  ])("answers ReportCacheState with a bad %s with INVALID_ARGUMENT naming it", async (field, bad) => {
+    const error = await statusOf(
+      client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 2), ...bad }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toContain(field);
+    expect((await client.getCacheState({ tenant: "acme", model: "llama-3-8b" })).totalEntries).toBe(0n);
+  });
+
+  it.each([
+    ["tenant", { tenant: "" }],
+    ["replica_id", { replicaId: "" }],
+    [
+      "events[0].stats.kv_cache_usage",
+      { events: [{ type: CacheEventType.REPLICA_UPDATED, stats: { kvCacheUsage: 2 } }] },
+    ],
+  ])("answers PublishEvent with a bad %s with INVALID_ARGUMENT naming it", async (field, bad) => {
+    const error = await statusOf(client.publishEvent({ ...scope, replicaId: "pod-a", ...bad }));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toContain(field);
+  });
+
+  it("names the event and field of bad stats in a batch", async () => {
+    const error = await statusOf(
+      client.publishEvent({
+        ...scope,
+        replicaId: "pod-a",
+        events: [
+          { type: CacheEventType.PREFIX_ADDED, prefixes: prefixes(1, 2) },
+          { type: CacheEventType.REPLICA_UPDATED, stats: { kvCacheUsage: Number.NaN } },
+        ],
+      }),
+    );
+    expect(error.rawMessage).toBe("events[1].stats.kv_cache_usage must be a fraction from 0 to 1, got NaN");
+    expect((await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) })).hints).toEqual([]);
+  });
+
+  it("applies known events and ignores and counts unknown ones", async () => {
+    const published = await client.publishEvent({
+      ...scope,
+      replicaId: "pod-a",
+      events: [
+        { type: CacheEventType.PREFIX_ADDED, prefixes: prefixes(1, 3) },
+        { type: CacheEventType.UNSPECIFIED },
+        { type: 99 as CacheEventType },
+        { type: CacheEventType.PREFIX_EVICTED, prefixes: prefixes(3, 1) },
+      ],
+    });
+    expect(published).toMatchObject({ applied: 2, ignored: 2 });
+    expect(published.drops).toMatchObject([{ reason: DropReason.UNKNOWN_EVENT_TYPE, count: 2 }]);
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 3) });
+    expect(answer.hints[0]?.matchedBlocks).toBe(2);
+  });
+
+  it("clears a replica with ALL_CLEARED", async () => {
+    await client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 3) });
+    await client.reportCacheState({ ...scope, replicaId: "pod-b", prefixes: prefixes(1, 3) });
+    await client.publishEvent({
+      tenant: scope.tenant,
+      model: scope.model,
+      replicaId: "pod-a",
+      events: [{ type: CacheEventType.ALL_CLEARED }],
+    });
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 3) });
+    expect(answer.hints.map((h) => h.replicaId)).toEqual(["pod-b"]);
+  });
+
+  it.each([
+    ["tenant", "tenant", { tenant: "" }, ReasonCode.INVALID_REQUEST],
+    ["model", "model", { model: "" }, ReasonCode.INVALID_REQUEST],
+    ["prefix_hashes", "prefix_hashes", { prefixHashes: [] }, ReasonCode.INVALID_REQUEST],
+    ["hash_scheme", "", { hashScheme: "" }, ReasonCode.HASH_SCHEME_MISSING],
+  ])("answers a lookup missing %s with a reason code, never an error", async (_, field, bad, reason) => {
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 2), ...bad });
+    expect(answer.reasonCode).toBe(reason);
+    expect(answer.invalidField).toBe(field);
+    expect(answer.hints).toEqual([]);
+  });
+
+  it("answers NOT_READY while the index is not ready, and counts it", async () => {
+    ready = false;
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 2) });
+    expect(answer.reasonCode).toBe(ReasonCode.NOT_READY);
+    expect(notReadyModels).toEqual(["llama-3-8b"]);
+  });
+
+  it("fails open with NO_HINT when the index throws unexpectedly", async () => {
+    const failures: unknown[] = [];
+    const broken = createCacheIndexService({
+      index: {
+        ...index,
+        lookup: () => {
+          throw new Error("boom");
+        },
+      },
+      clock,
+      onLookupFailure: (error) => failures.push(error),
+    });
+    const answer = broken.lookupRoute(
+      (await import("@bufbuild/protobuf")).create(
+        (await import("../../gen/inferencecache/v1/cache_index_pb.js")).LookupRouteRequestSchema,
+        { ...scope, prefixHashes: chainOf(1, 1) },
+      ),
+    );
+    expect(answer.reasonCode).toBe(ReasonCode.NO_HINT);
+    expect(failures).toHaveLength(1);
+  });
+
+  it("describes a (tenant, model) with GetCacheState", async () => {
+    await client.reportCacheState({
+      ...scope,
+      replicaId: "pod-b",
+      prefixes: prefixes(1, 3),
+      stats: { activeRequests: 1 },
+    });
+    clock.advance(2_500);
+    await client.reportCacheState({ ...scope, hashScheme: "xxhash-bs16", replicaId: "pod-a", prefixes: prefixes(1, 2) });
+    const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.tenant).toBe("acme");
+    expect(state.totalEntries).toBe(5n);
+    expect(state.hashSchemes.map((s) => [s.hashScheme, s.entries])).toEqual([
+      ["vllm-sha256_cbor-bs16", 3n],
+      ["xxhash-bs16", 2n],
+    ]);
+    expect(state.replicas.map((r) => [r.replicaId, r.prefixCount, r.lastSeenAgeSeconds])).toEqual([
+      ["pod-a", 2n, 0],
+      ["pod-b", 3n, 2.5],
+    ]);
+    expect(state.replicas[0]?.stats).toBeUndefined();
+    const lastSeen = state.replicas[1]?.lastSeen;
+    expect(Number(lastSeen?.seconds) * 1000 + (lastSeen?.nanos ?? 0) / 1e6).toBe(WALL - 2_500);
+    const filtered = await client.getCacheState({ tenant: scope.tenant, model: scope.model, hashScheme: "xxhash-bs16" });
+    expect(filtered.totalEntries).toBe(2n);
+    expect(filtered.replicas.map((r) => r.prefixCount)).toEqual([2n, 0n]);
+  });
+
+  it("answers GetCacheState without a tenant with INVALID_ARGUMENT", async () => {
+    const error = await statusOf(client.getCacheState({ model: "m" }));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe("tenant is required");
+  });
+
+  it("serves Connect JSON, hashes as base64", async () => {
+    const jsonClient = createClient(
+      CacheIndexService,
+      createRouterTransport(
+        (router) => router.service(CacheIndexService, createCacheIndexService({ index, clock })),
+        { transport: { useBinaryFormat: false } },
+      ),
+    );
+    await jsonClient.reportCacheState({ ...scope, replicaId: "pod-j", prefixes: prefixes(7, 2) });
+    const answer = await jsonClient.lookupRoute({ ...scope, prefixHashes: chainOf(7, 2) });
+    expect(answer.hints.map((h) => [h.replicaId, h.matchedTokens])).toEqual([["pod-j", 32]]);
+  });
+});
