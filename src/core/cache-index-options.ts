@@ -44,11 +44,18 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
   warnings: string[];
 } {
   const warnings: string[] = [];
-  const positive = (name: string, value: number | undefined, fallback: number, integer: boolean) => {
+  const positive = (
+    name: string,
+    value: number | undefined,
+    fallback: number,
+    integer: boolean,
+  ) => {
     if (value === undefined) return fallback;
     const ok = Number.isFinite(value) && value > 0 && (!integer || Number.isInteger(value));
     if (ok) return value;
-    warnings.push(`${name} must be a positive ${integer ? "integer" : "number"}, got ${value}; using ${fallback}`);
+    warnings.push(
+      `${name} must be a positive ${integer ? "integer" : "number"}, got ${value}; using ${fallback}`,
+    );
     return fallback;
   };
   return {
@@ -56,8 +63,18 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
       clock: options.clock,
       ttlMs: positive("ttlMs", options.ttlMs, DEFAULT_TTL_MS, false),
       maxEntries: positive("maxEntries", options.maxEntries, DEFAULT_MAX_ENTRIES, true),
-      maxChainLength: positive("maxChainLength", options.maxChainLength, DEFAULT_MAX_CHAIN_LENGTH, true),
-      defaultMaxHints: positive("defaultMaxHints", options.defaultMaxHints, DEFAULT_MAX_HINTS, true),
+      maxChainLength: positive(
+        "maxChainLength",
+        options.maxChainLength,
+        DEFAULT_MAX_CHAIN_LENGTH,
+        true,
+      ),
+      defaultMaxHints: positive(
+        "defaultMaxHints",
+        options.defaultMaxHints,
+        DEFAULT_MAX_HINTS,
+        true,
+      ),
     },
     warnings,
   };

@@ -155,7 +155,14 @@ class MapCacheIndex implements CacheIndex {
       if (event.stats !== undefined) replica.stats = copyStats(event.stats);
       switch (event.type) {
         case "prefix-added":
-          addedPrefixes += this.#add(replica, batch.hashScheme, event.prefixes, now, dropped, evicted);
+          addedPrefixes += this.#add(
+            replica,
+            batch.hashScheme,
+            event.prefixes,
+            now,
+            dropped,
+            evicted,
+          );
           break;
         case "prefix-evicted":
           evicted.event += this.#evict(replica, batch.hashScheme, event.prefixes, dropped);
@@ -267,13 +274,18 @@ class MapCacheIndex implements CacheIndex {
   }
 
   describe(query: ScopeQuery): ScopeState {
-    const invalid = nameError("tenant", query.tenant, true) ?? nameError("model", query.model, true);
+    const invalid =
+      nameError("tenant", query.tenant, true) ?? nameError("model", query.model, true);
     if (invalid) throw invalid;
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     if (scope === undefined) return { replicas: [], totalEntries: 0, hashSchemes: [] };
     const only = query.hashScheme === undefined ? undefined : scope.schemes.get(query.hashScheme);
     const tables =
-      query.hashScheme === undefined ? [...scope.schemes.values()] : only === undefined ? [] : [only];
+      query.hashScheme === undefined
+        ? [...scope.schemes.values()]
+        : only === undefined
+          ? []
+          : [only];
     const replicas = [...scope.replicas.values()].map((replica) => ({
       replicaId: replica.id,
       stats: replica.stats,
@@ -321,7 +333,8 @@ class MapCacheIndex implements CacheIndex {
       for (const scope of models.values()) {
         let entries = 0;
         for (const table of scope.schemes.values()) entries += table.entries;
-        if (entries > 0) entriesByModel.set(scope.model, (entriesByModel.get(scope.model) ?? 0) + entries);
+        if (entries > 0)
+          entriesByModel.set(scope.model, (entriesByModel.get(scope.model) ?? 0) + entries);
       }
     }
     return { entries: this.#entries, entriesByModel, replicas: this.#replicaCount };

@@ -1,6 +1,8 @@
 import type { PrefixHash } from "./types.js";
 
-const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) =>
+  i.toString(16).padStart(2, "0"),
+);
 
 /**
  * A prefix hash as a Map key: lower-case hex. Keys are only compared within one scheme table, so

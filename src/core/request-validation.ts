@@ -35,7 +35,11 @@ export function prefixHashProblem(hash: PrefixHash): DropReason | undefined {
 
 function count(field: string, value: number): void {
   if (!Number.isInteger(value) || value < 0) {
-    throw new IndexError("invalid-argument", field, `${field} must be a non-negative integer, got ${value}`);
+    throw new IndexError(
+      "invalid-argument",
+      field,
+      `${field} must be a non-negative integer, got ${value}`,
+    );
   }
 }
 
@@ -47,7 +51,11 @@ export function assertValidStats(prefix: string, stats: ReplicaStats | undefined
   const usage = stats.kvCacheUsage;
   if (!(Number.isFinite(usage) && usage >= 0 && usage <= 1)) {
     const field = `${prefix}.kv_cache_usage`;
-    throw new IndexError("invalid-argument", field, `${field} must be a fraction from 0 to 1, got ${usage}`);
+    throw new IndexError(
+      "invalid-argument",
+      field,
+      `${field} must be a fraction from 0 to 1, got ${usage}`,
+    );
   }
 }
 

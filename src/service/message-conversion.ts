@@ -14,9 +14,9 @@ import {
 import {
   type CacheEvent,
   type CacheReport,
+  type DropReason as CoreDropReason,
   DROP_REASONS,
   type DropCounts,
-  type DropReason as CoreDropReason,
   type EventBatch,
   type PrefixEntry,
   type ReplicaStats,
@@ -58,7 +58,10 @@ export function statsFromProto(stats: ReplicaStatsMessage | undefined): ReplicaS
 }
 
 /** Stats as a message, stamped with the replica they are stored under. */
-export function statsToProto(replicaId: string, stats: ReplicaStats | undefined): ReplicaStatsMessage | undefined {
+export function statsToProto(
+  replicaId: string,
+  stats: ReplicaStats | undefined,
+): ReplicaStatsMessage | undefined {
   if (stats === undefined) return undefined;
   return create(ReplicaStatsSchema, { replicaId, ...stats });
 }
@@ -106,7 +109,9 @@ export function dropsToProto(dropped: DropCounts): DropCount[] {
   const drops: DropCount[] = [];
   for (const reason of DROP_REASONS) {
     if (dropped[reason] > 0) {
-      drops.push(create(DropCountSchema, { reason: DROP_REASON_TO_PROTO[reason], count: dropped[reason] }));
+      drops.push(
+        create(DropCountSchema, { reason: DROP_REASON_TO_PROTO[reason], count: dropped[reason] }),
+      );
     }
   }
   return drops;

@@ -7,12 +7,13 @@ import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2
  * connect-node registers it as is, the grpc-js adapter calls it with no per-call context, so a
  * handler never depends on one.
  */
-export type UnaryServiceImpl<S> = S extends GenService<infer Methods extends GenServiceMethods>
-  ? {
-      [K in keyof Methods]: Methods[K]["input"] extends DescMessage
-        ? Methods[K]["output"] extends DescMessage
-          ? (request: MessageShape<Methods[K]["input"]>) => MessageShape<Methods[K]["output"]>
-          : never
-        : never;
-    }
-  : never;
+export type UnaryServiceImpl<S> =
+  S extends GenService<infer Methods extends GenServiceMethods>
+    ? {
+        [K in keyof Methods]: Methods[K]["input"] extends DescMessage
+          ? Methods[K]["output"] extends DescMessage
+            ? (request: MessageShape<Methods[K]["input"]>) => MessageShape<Methods[K]["output"]>
+            : never
+          : never;
+      }
+    : never;

@@ -295,7 +295,9 @@ export function describeCacheIndexContract(
         clock.advance(1);
         index.report(report({ prefixes: entries(chainOf(1, 2)) })); // pod-a confirmed again
         clock.advance(1);
-        const outcome = index.report(report({ replicaId: "pod-c", prefixes: entries(chainOf(1, 2)) }));
+        const outcome = index.report(
+          report({ replicaId: "pod-c", prefixes: entries(chainOf(1, 2)) }),
+        );
         expect(outcome.evicted.cap).toBe(2);
         expect(ids(index, { prefixHashes: chainOf(1, 2) }).sort()).toEqual(["pod-a", "pod-c"]);
       });
@@ -444,7 +446,7 @@ export function describeCacheIndexContract(
         clock.advance(TTL / 2);
         index.lookup(query({ prefixHashes: chainOf(1, 2) }));
         expect(index.lookup(query()).hints.map((h) => h.freshness)).toEqual([
-          1 - (TTL / 2) / TTL / 2,
+          1 - TTL / 2 / TTL / 2,
           1 - (TTL / 2 + 1) / TTL / 2,
         ]);
         index.report(report({ replicaId: "c", prefixes: entries(chainOf(1, 2)) }));
@@ -460,13 +462,16 @@ export function describeCacheIndexContract(
         ["prefix_hashes[1]", { prefixHashes: [hashOf(1), new Uint8Array(0)] }, "invalid-request"],
         ["prefix_hashes[0]", { prefixHashes: [new Uint8Array(65)] }, "invalid-request"],
         ["", { hashScheme: "" }, "hash-scheme-missing"],
-      ] as const)("answers a lookup with a bad %s with a reason, not an error", (field, q, reason) => {
-        index.report(report());
-        const answer = index.lookup(query(q));
-        expect(answer.reason).toBe(reason);
-        expect(answer.invalidField).toBe(field);
-        expect(answer.hints).toEqual([]);
-      });
+      ] as const)(
+        "answers a lookup with a bad %s with a reason, not an error",
+        (field, q, reason) => {
+          index.report(report());
+          const answer = index.lookup(query(q));
+          expect(answer.reason).toBe(reason);
+          expect(answer.invalidField).toBe(field);
+          expect(answer.hints).toEqual([]);
+        },
+      );
 
       it("answers no-hint for a scope it has never seen", () => {
         expect(index.lookup(query()).reason).toBe("no-hint");
@@ -516,9 +521,9 @@ export function describeCacheIndexContract(
         expect(index.lookup(query()).hints[0]?.stats).toEqual(stats(5));
         clock.advance(1);
         expect(index.lookup(query()).hints).toEqual([]);
-        expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas[0]?.lastSeenAt).toBe(
-          clock.now() - 1,
-        );
+        expect(
+          index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas[0]?.lastSeenAt,
+        ).toBe(clock.now() - 1);
       });
 
       it("clears everything a replica holds under (tenant, model), in every scheme", () => {
@@ -553,12 +558,7 @@ export function describeCacheIndexContract(
           ]),
         );
         expect(ids(index)).toEqual([]);
-        index.publish(
-          batch([
-            { type: "all-cleared" },
-            { type: "prefix-added", prefixes: chain },
-          ]),
-        );
+        index.publish(batch([{ type: "all-cleared" }, { type: "prefix-added", prefixes: chain }]));
         expect(ids(index)).toEqual(["pod-a"]);
       });
 
@@ -580,7 +580,9 @@ export function describeCacheIndexContract(
       it("describes each replica, the totals and the schemes of a (tenant, model)", () => {
         index.report(report({ replicaId: "b", stats: stats(2) }));
         clock.advance(5);
-        index.report(report({ replicaId: "a", hashScheme: "other", prefixes: entries(chainOf(1, 2)) }));
+        index.report(
+          report({ replicaId: "a", hashScheme: "other", prefixes: entries(chainOf(1, 2)) }),
+        );
         index.report(report({ tenant: "elsewhere" }));
         expect(index.describe({ tenant: "acme", model: "llama-3-8b" })).toEqual({
           replicas: [
@@ -596,7 +598,10 @@ export function describeCacheIndexContract(
         expect(
           index.describe({ tenant: "acme", model: "llama-3-8b", hashScheme: "other" }),
         ).toMatchObject({
-          replicas: [{ replicaId: "a", prefixCount: 2 }, { replicaId: "b", prefixCount: 0 }],
+          replicas: [
+            { replicaId: "a", prefixCount: 2 },
+            { replicaId: "b", prefixCount: 0 },
+          ],
           totalEntries: 2,
           hashSchemes: [{ hashScheme: "other", entries: 2 }],
         });

@@ -1,4 +1,10 @@
-import { type Client, Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  createRouterTransport,
+} from "@connectrpc/connect";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   CacheEventType,
@@ -83,7 +89,9 @@ describe("createCacheIndexService()", () => {
       stats: { replicaId: "pod-IMPOSTOR", activeRequests: 1 },
     });
     const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
-    expect(state.replicas.map((r) => [r.replicaId, r.stats?.replicaId])).toEqual([["pod-a", "pod-a"]]);
+    expect(state.replicas.map((r) => [r.replicaId, r.stats?.replicaId])).toEqual([
+      ["pod-a", "pod-a"],
+    ]);
     const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) });
     expect(answer.hints[0]?.stats?.replicaId).toBe("pod-a");
   });
@@ -128,14 +136,19 @@ describe("createCacheIndexService()", () => {
     ["stats.kv_cache_usage", { stats: { kvCacheUsage: Number.NaN } }],
     ["stats.kv_cache_usage", { stats: { kvCacheUsage: Number.POSITIVE_INFINITY } }],
     ["stats.kv_cache_usage", { stats: { kvCacheUsage: -0.5 } }],
-  ])("answers ReportCacheState with a bad %s with INVALID_ARGUMENT naming it", async (field, bad) => {
-    const error = await statusOf(
-      client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 2), ...bad }),
-    );
-    expect(error.code).toBe(Code.InvalidArgument);
-    expect(error.rawMessage).toContain(field);
-    expect((await client.getCacheState({ tenant: "acme", model: "llama-3-8b" })).totalEntries).toBe(0n);
-  });
+  ])(
+    "answers ReportCacheState with a bad %s with INVALID_ARGUMENT naming it",
+    async (field, bad) => {
+      const error = await statusOf(
+        client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 2), ...bad }),
+      );
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toContain(field);
+      expect(
+        (await client.getCacheState({ tenant: "acme", model: "llama-3-8b" })).totalEntries,
+      ).toBe(0n);
+    },
+  );
 
   it.each([
     ["tenant", { tenant: "" }],
@@ -161,7 +174,9 @@ describe("createCacheIndexService()", () => {
         ],
       }),
     );
-    expect(error.rawMessage).toBe("events[1].stats.kv_cache_usage must be a fraction from 0 to 1, got NaN");
+    expect(error.rawMessage).toBe(
+      "events[1].stats.kv_cache_usage must be a fraction from 0 to 1, got NaN",
+    );
     expect((await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) })).hints).toEqual([]);
   });
 
@@ -200,12 +215,15 @@ describe("createCacheIndexService()", () => {
     ["model", "model", { model: "" }, ReasonCode.INVALID_REQUEST],
     ["prefix_hashes", "prefix_hashes", { prefixHashes: [] }, ReasonCode.INVALID_REQUEST],
     ["hash_scheme", "", { hashScheme: "" }, ReasonCode.HASH_SCHEME_MISSING],
-  ])("answers a lookup missing %s with a reason code, never an error", async (_, field, bad, reason) => {
-    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 2), ...bad });
-    expect(answer.reasonCode).toBe(reason);
-    expect(answer.invalidField).toBe(field);
-    expect(answer.hints).toEqual([]);
-  });
+  ])(
+    "answers a lookup missing %s with a reason code, never an error",
+    async (_, field, bad, reason) => {
+      const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 2), ...bad });
+      expect(answer.reasonCode).toBe(reason);
+      expect(answer.invalidField).toBe(field);
+      expect(answer.hints).toEqual([]);
+    },
+  );
 
   it("answers NOT_READY while the index is not ready, and counts it", async () => {
     ready = false;
@@ -244,7 +262,12 @@ describe("createCacheIndexService()", () => {
       stats: { activeRequests: 1 },
     });
     clock.advance(2_500);
-    await client.reportCacheState({ ...scope, hashScheme: "xxhash-bs16", replicaId: "pod-a", prefixes: prefixes(1, 2) });
+    await client.reportCacheState({
+      ...scope,
+      hashScheme: "xxhash-bs16",
+      replicaId: "pod-a",
+      prefixes: prefixes(1, 2),
+    });
     const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
     expect(state.tenant).toBe("acme");
     expect(state.totalEntries).toBe(5n);
@@ -259,7 +282,11 @@ describe("createCacheIndexService()", () => {
     expect(state.replicas[0]?.stats).toBeUndefined();
     const lastSeen = state.replicas[1]?.lastSeen;
     expect(Number(lastSeen?.seconds) * 1000 + (lastSeen?.nanos ?? 0) / 1e6).toBe(WALL - 2_500);
-    const filtered = await client.getCacheState({ tenant: scope.tenant, model: scope.model, hashScheme: "xxhash-bs16" });
+    const filtered = await client.getCacheState({
+      tenant: scope.tenant,
+      model: scope.model,
+      hashScheme: "xxhash-bs16",
+    });
     expect(filtered.totalEntries).toBe(2n);
     expect(filtered.replicas.map((r) => r.prefixCount)).toEqual([2n, 0n]);
   });

@@ -1,0 +1,224 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  LookupRouteRequestSchema,
+  LookupRouteResponseSchema,
+  ReportCacheStateRequestSchema,
+  ReportCacheStateResponseSchema,
+} from "../gen/inferencecache/v1/cache_index_pb.js";
+import { blockHash, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from "./mooncake-trace.js";
+import { median, quantile } from "./stats.js";
+
+/** One measured phase: calls of one method at a fixed concurrency. */
+export interface PhaseResult {
+  readonly callsPerSecond: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  /** Server CPU (user + system) per call, from /proc. */
+  readonly serverCpuUsPerCall: number;
+}
+
+/** Medians over rounds, for LookupRoute and for a no-op RPC on the same server. */
+export interface GrpcResult {
+  readonly rounds: number;
+  readonly callsPerPhase: number;
+  readonly concurrency: number;
+  readonly replicas: number;
+  readonly lookup: PhaseResult;
+  readonly noop: PhaseResult;
+  /** Medians of the per-round ratios lookup / no-op. */
+  readonly cpuRatio: number;
+  readonly p50Ratio: number;
+}
+
+export interface GrpcBenchOptions {
+  readonly mainScript: string;
+  readonly trace: readonly TraceRequest[];
+  readonly replicas: number;
+  readonly rounds: number;
+  readonly callsPerPhase: number;
+  readonly concurrency: number;
+}
+
+const SERVICE = "/inferencecache.v1.CacheIndexService";
+const SCOPE = { tenant: "bench", model: "mooncake", hashScheme: "mooncake-bs512" };
+
+function codec<S extends DescMessage>(schema: S) {
+  return {
+    serialize: (message: MessageShape<S>) => {
+      const bytes = toBinary(schema, message);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+    deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
+  };
+}
+
+function unary<Req, Res>(
+  client: grpc.Client,
+  path: string,
+  serialize: (req: Req) => Buffer,
+  deserialize: (bytes: Buffer) => Res,
+  request: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(path, serialize, deserialize, request, (error, response) => {
+      if (error) reject(error);
+      else resolve(response as Res);
+    });
+  });
+}
+
+/** Starts the sidecar as a child process on ephemeral ports and resolves with its gRPC address. */
+async function startServer(mainScript: string): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      mainScript,
+      "--grpc-address",
+      "127.0.0.1:0",
+      "--http-address",
+      "127.0.0.1:0",
+      "--max-entries",
+      "10000000",
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const record = JSON.parse(line) as { grpc?: { port: number } };
+    if (record.grpc?.port) return { child, address: `127.0.0.1:${record.grpc.port}` };
+  }
+  throw new Error("the sidecar exited before it logged its ports");
+}
+
+/** utime + stime of a process, in microseconds. */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
+}
+
+async function phase(
+  pid: number,
+  calls: number,
+  concurrency: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<PhaseResult> {
+  const latencies = new Float64Array(calls);
+  let next = 0;
+  const cpuBefore = cpuMicros(pid);
+  const start = performance.now();
+  const worker = async () => {
+    while (next < calls) {
+      const i = next++;
+      const t0 = performance.now();
+      await call(i);
+      latencies[i] = performance.now() - t0;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuMicros(pid) - cpuBefore;
+  const sample = Array.from(latencies);
+  return {
+    callsPerSecond: calls / seconds,
+    p50Us: quantile(sample, 0.5) * 1000,
+    p99Us: quantile(sample, 0.99) * 1000,
+    serverCpuUsPerCall: cpu / calls,
+  };
+}
+
+function medianPhase(phases: readonly PhaseResult[]): PhaseResult {
+  return {
+    callsPerSecond: median(phases.map((p) => p.callsPerSecond)),
+    p50Us: median(phases.map((p) => p.p50Us)),
+    p99Us: median(phases.map((p) => p.p99Us)),
+    serverCpuUsPerCall: median(phases.map((p) => p.serverCpuUsPerCall)),
+  };
+}
+
+/**
+ * Loads the trace into a sidecar in another process, then alternates phases of LookupRoute (each
+ * call a trace request's chain) and of grpc.health.v1.Health/Check (the no-op) on the same server
+ * and connection. The ratio of server CPU per call is the figure that survives a noisy machine.
+ */
+export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcResult> {
+  const { child, address } = await startServer(options.mainScript);
+  const pid = child.pid as number;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    const report = codec(ReportCacheStateRequestSchema);
+    const reportResponse = codec(ReportCacheStateResponseSchema);
+    const lookup = codec(LookupRouteRequestSchema);
+    const lookupResponse = codec(LookupRouteResponseSchema);
+    const chains = options.trace.map((request) => request.hashIds.map(blockHash));
+    for (let i = 0; i < chains.length; i++) {
+      const chain = chains[i] as Uint8Array[];
+      await unary(
+        client,
+        `${SERVICE}/ReportCacheState`,
+        report.serialize,
+        reportResponse.deserialize,
+        create(ReportCacheStateRequestSchema, {
+          ...SCOPE,
+          replicaId: `replica-${i % options.replicas}`,
+          prefixes: chain.map((prefixHash, d) => ({
+            prefixHash,
+            tokenCount: (d + 1) * MOONCAKE_BLOCK_TOKENS,
+          })),
+        }),
+      );
+    }
+    const lookups = chains.map((prefixHashes) =>
+      create(LookupRouteRequestSchema, { ...SCOPE, prefixHashes }),
+    );
+    const noopRequest = Buffer.alloc(0); // HealthCheckRequest{service: ""}
+    const identity = (bytes: Buffer) => bytes;
+    const callLookup = (i: number) =>
+      unary(
+        client,
+        `${SERVICE}/LookupRoute`,
+        lookup.serialize,
+        lookupResponse.deserialize,
+        lookups[i % lookups.length] as MessageShape<typeof LookupRouteRequestSchema>,
+      );
+    const callNoop = () =>
+      unary(client, "/grpc.health.v1.Health/Check", identity, identity, noopRequest);
+
+    // Warm both paths up before measuring.
+    await phase(pid, Math.min(2_000, options.callsPerPhase), options.concurrency, callLookup);
+    await phase(pid, Math.min(2_000, options.callsPerPhase), options.concurrency, callNoop);
+    const lookupPhases: PhaseResult[] = [];
+    const noopPhases: PhaseResult[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      noopPhases.push(await phase(pid, options.callsPerPhase, options.concurrency, callNoop));
+      lookupPhases.push(await phase(pid, options.callsPerPhase, options.concurrency, callLookup));
+    }
+    const ratios = (pick: (p: PhaseResult) => number) =>
+      median(lookupPhases.map((p, i) => pick(p) / pick(noopPhases[i] as PhaseResult)));
+    return {
+      rounds: options.rounds,
+      callsPerPhase: options.callsPerPhase,
+      concurrency: options.concurrency,
+      replicas: options.replicas,
+      lookup: medianPhase(lookupPhases),
+      noop: medianPhase(noopPhases),
+      cpuRatio: ratios((p) => p.serverCpuUsPerCall),
+      p50Ratio: ratios((p) => p.p50Us),
+    };
+  } finally {
+    client.close();
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.once("exit", resolve));
+  }
+}

@@ -1,0 +1,70 @@
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { createMapCacheIndex } from "../src/core/map-cache-index.js";
+import { runGrpcBenchmark } from "./grpc-bench.js";
+import { runInProcessBenchmark } from "./in-process-bench.js";
+import { loadTrace } from "./mooncake-trace.js";
+import { fmt } from "./stats.js";
+
+// Run from dist/bench/ (make bench): the data and the results live in the source tree.
+const repo = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const REPLICAS = 64;
+
+const trace = loadTrace(repo("bench/data/mooncake-conversation.jsonl"));
+const clock = { now: () => performance.now() };
+
+console.log(`in process: ${trace.length} requests over ${REPLICAS} replicas, ${ROUNDS} rounds`);
+const inProcess = runInProcessBenchmark({
+  trace,
+  replicas: REPLICAS,
+  rounds: ROUNDS,
+  createIndex: () => createMapCacheIndex({ clock, maxEntries: 10_000_000, ttlMs: 3_600_000 }),
+});
+console.log(inProcess);
+
+console.log("over gRPC: LookupRoute against a no-op RPC on the same server");
+const grpc = await runGrpcBenchmark({
+  mainScript: fileURLToPath(new URL("../src/main.js", import.meta.url)),
+  trace,
+  replicas: REPLICAS,
+  rounds: ROUNDS,
+  callsPerPhase: 10_000,
+  concurrency: 16,
+});
+console.log(grpc);
+
+const cpu = cpus()[0]?.model ?? "unknown CPU";
+const results = `# Benchmark results
+
+Written by \`make bench\` (\`BENCH_ROUNDS=${ROUNDS}\`); every figure is the median of ${ROUNDS} rounds,
+after an untimed warm-up. Machine: ${cpus().length} x ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB,
+Node ${process.version}. Workload: the Mooncake conversation trace (${trace.length} requests, 512-token
+blocks, \`bench/data/\`), request *i* reported by replica *i* mod ${REPLICAS}.
+
+## In process (engine: \`createMapCacheIndex\`)
+
+| figure | value |
+|---|---|
+| holder entries after ingesting the trace | ${fmt(inProcess.holderEntries)} |
+| ingested prefixes per second (\`report\`) | ${fmt(inProcess.ingestedPrefixesPerSecond)} |
+| lookups per second (each a trace request's whole chain) | ${fmt(inProcess.lookupsPerSecond)} |
+| lookup latency p50 / p99 | ${fmt(inProcess.lookupP50Us)} µs / ${fmt(inProcess.lookupP99Us)} µs |
+| mean matched blocks of the top hint | ${fmt(inProcess.meanMatchedBlocks)} |
+
+## Over gRPC (server in its own process, client in another, ${grpc.concurrency} calls in flight)
+
+| RPC | calls/s | p50 | p99 | server CPU per call |
+|---|---|---|---|---|
+| \`LookupRoute\` (a trace chain each) | ${fmt(grpc.lookup.callsPerSecond)} | ${fmt(grpc.lookup.p50Us)} µs | ${fmt(grpc.lookup.p99Us)} µs | ${fmt(grpc.lookup.serverCpuUsPerCall)} µs |
+| \`grpc.health.v1.Health/Check\` (no-op) | ${fmt(grpc.noop.callsPerSecond)} | ${fmt(grpc.noop.p50Us)} µs | ${fmt(grpc.noop.p99Us)} µs | ${fmt(grpc.noop.serverCpuUsPerCall)} µs |
+
+**Ratios, LookupRoute / no-op, same server and run** (median of per-round ratios):
+server CPU per call **${fmt(grpc.cpuRatio)}x**, p50 latency **${fmt(grpc.p50Ratio)}x**.
+
+Server CPU is read from \`/proc/<pid>/stat\` (10 ms ticks) around each phase of ${fmt(grpc.callsPerPhase)} calls.
+Absolute figures move with the machine's load; the ratios are the comparable figures.
+`;
+writeFileSync(repo("bench/RESULTS.md"), results);
+console.log("wrote bench/RESULTS.md");

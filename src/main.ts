@@ -1,0 +1,169 @@
+/**
+ * The composition root: the one place that reads the environment, builds the index, its metrics,
+ * the service and both servers, and owns signals. Everything else is injected from here.
+ */
+import { CacheIndexService } from "../gen/inferencecache/v1/cache_index_pb.js";
+import { type Config, formatAddress, parseConfig } from "./config.js";
+import { resolveCacheIndexOptions } from "./core/cache-index-options.js";
+import type { Clock } from "./core/clock.js";
+import { createMapCacheIndex } from "./core/map-cache-index.js";
+import { createLogger } from "./logger.js";
+import { createIndexMetrics } from "./metrics/index-metrics.js";
+import { createInstrumentedIndex } from "./metrics/instrumented-index.js";
+import { createCacheIndexService } from "./service/cache-index-service.js";
+import { createSweeper } from "./sweeper.js";
+import { createGrpcServer } from "./transport/grpc-server.js";
+import { createHttpServer } from "./transport/http-server.js";
+
+/** Where the process is in its life; readiness and health follow it. */
+type Phase = "starting" | "serving" | "draining";
+
+async function main(): Promise<void> {
+  const parsed = parseConfig(process.argv.slice(2), process.env);
+  if ("help" in parsed) {
+    process.stdout.write(`${parsed.help}\n`);
+    return;
+  }
+  if ("error" in parsed) {
+    process.stderr.write(`inference-cache-index: ${parsed.error}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { config } = parsed;
+  const logger = createLogger({ level: config.logLevel });
+  for (const warning of parsed.warnings) logger.warn(warning);
+
+  // performance.now() never steps back with the wall clock, which the TTL and eviction orders need.
+  const clock: Clock = performance;
+  const indexOptions = resolveCacheIndexOptions({
+    clock,
+    ttlMs: config.ttlSeconds * 1000,
+    maxEntries: config.maxEntries,
+    maxChainLength: config.maxChainLength,
+    defaultMaxHints: config.defaultMaxHints,
+  });
+  for (const warning of indexOptions.warnings) logger.warn(warning);
+  const rawIndex = createMapCacheIndex(indexOptions.options);
+  const metrics = createIndexMetrics({ index: rawIndex });
+  const index = createInstrumentedIndex(rawIndex, metrics);
+
+  let phase: Phase = "starting";
+  const sweeper = createSweeper({
+    index,
+    intervalMs: config.sweepIntervalSeconds * 1000,
+    onError: (error) => logger.error({ err: error }, "sweep failed; retrying at the next interval"),
+  });
+  for (const warning of sweeper.warnings) logger.warn(warning);
+
+  const onUnexpectedError = (error: unknown, method: string) =>
+    logger.error({ err: error, method }, "unexpected error while serving a call");
+  const service = createCacheIndexService({
+    index,
+    clock,
+    isReady: () => phase !== "starting",
+    onNotReady: (model) => metrics.recordLookup(model, "NOT_READY", false, 0),
+    onLookupFailure: (error) => onUnexpectedError(error, "LookupRoute"),
+  });
+  const grpcServer = createGrpcServer({
+    service: CacheIndexService,
+    impl: service,
+    host: config.grpcAddress.host,
+    port: config.grpcAddress.port,
+    maxMessageBytes: config.maxMessageBytes,
+    onUnexpectedError,
+  });
+  const httpServer = createHttpServer({
+    service: CacheIndexService,
+    impl: service,
+    host: config.httpAddress.host,
+    port: config.httpAddress.port,
+    maxMessageBytes: config.maxMessageBytes,
+    metrics: async () => ({
+      contentType: metrics.registry.contentType,
+      body: await metrics.registry.metrics(),
+    }),
+    readiness: () => ({
+      ready: phase === "serving",
+      detail: { phase, index: "in-memory", entries: rawIndex.size().entries },
+    }),
+    onUnexpectedError,
+  });
+
+  let grpcPort: number;
+  let httpPort: number;
+  try {
+    [{ port: grpcPort }, { port: httpPort }] = await Promise.all([
+      grpcServer.start(),
+      httpServer.start(),
+    ]);
+  } catch (error) {
+    logger.fatal({ err: error }, "could not listen");
+    await Promise.allSettled([grpcServer.shutdown(0), httpServer.shutdown(0)]);
+    process.exitCode = 1;
+    return;
+  }
+  sweeper.start();
+  phase = "serving";
+  grpcServer.setServing(true);
+  logger.info(
+    {
+      config: describeConfig(config),
+      index: { engine: "map", ...withoutClock(indexOptions.options) },
+      grpc: {
+        address: formatAddress({ host: config.grpcAddress.host, port: grpcPort }),
+        port: grpcPort,
+      },
+      http: {
+        address: formatAddress({ host: config.httpAddress.host, port: httpPort }),
+        port: httpPort,
+      },
+      node: process.version,
+    },
+    "inference-cache-index started",
+  );
+
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (phase === "draining") return;
+    phase = "draining";
+    const graceMs = config.shutdownGraceSeconds * 1000;
+    logger.info(
+      { signal, graceMs },
+      "draining: readiness and health are down, finishing calls in flight",
+    );
+    grpcServer.setServing(false);
+    await Promise.all([grpcServer.shutdown(graceMs), httpServer.shutdown(graceMs)]);
+    sweeper.stop();
+    logger.info("stopped");
+    // Nothing is left to finish; exit now rather than wait on any handle a library left open.
+    process.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.on(signal, (received) => {
+      shutdown(received).catch((error: unknown) => {
+        logger.fatal({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+    });
+  }
+}
+
+/** The effective configuration, as a startup log line shows it. */
+function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    grpcAddress: formatAddress(config.grpcAddress),
+    httpAddress: formatAddress(config.httpAddress),
+  };
+}
+
+function withoutClock<T extends { clock: unknown }>(options: T): Omit<T, "clock"> {
+  const { clock: _clock, ...rest } = options;
+  return rest;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `inference-cache-index: fatal: ${String(error instanceof Error ? error.stack : error)}\n`,
+  );
+  process.exit(1);
+});

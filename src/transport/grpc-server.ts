@@ -1,0 +1,155 @@
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import { createGrpcReflection } from "./grpc-reflection.js";
+import { createGrpcUnaryAdapter } from "./grpc-unary-adapter.js";
+import type { UnexpectedErrorHandler } from "./public-error.js";
+import type { UnaryServiceImpl } from "./unary-service.js";
+
+/** Options for `createGrpcServer()`. */
+export interface GrpcServerOptions<S extends GenService<GenServiceMethods>> {
+  /** The service to serve, e.g. the generated `CacheIndexService`. Unary methods only. */
+  service: S;
+  /** Its implementation; the same object the HTTP server serves. */
+  impl: UnaryServiceImpl<S>;
+  /**
+   * Address to listen on. An IPv6 address is written without brackets.
+   * @default "127.0.0.1"
+   */
+  host?: string;
+  /**
+   * Port to listen on; 0 picks a free one (`start()` says which).
+   * @default 50051
+   */
+  port?: number;
+  /**
+   * Largest message, in bytes, the server receives or sends. A larger request, or a response that
+   * would be larger, ends the call with RESOURCE_EXHAUSTED.
+   * @default 4 MiB (4_194_304)
+   */
+  maxMessageBytes?: number;
+  /**
+   * Called with an error a handler threw that was not a `ConnectError` (the client gets INTERNAL
+   * and a generic message), and the RPC's full name. For logging; must not throw.
+   * @default ignores the error
+   */
+  onUnexpectedError?: UnexpectedErrorHandler;
+}
+
+const defaultMaxMessageBytes = 4 * 1024 * 1024;
+
+/**
+ * Creates a gRPC server (grpc-js, HTTP/2 without TLS) for `service`, with `grpc.health.v1.Health`
+ * and server reflection (`v1` and `v1alpha`) alongside. It does not listen until `start()`.
+ *
+ * Health reports NOT_SERVING for both "" and `service.typeName` until `setServing(true)`.
+ */
+export function createGrpcServer<S extends GenService<GenServiceMethods>>(
+  options: GrpcServerOptions<S>,
+): GrpcServer {
+  const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
+  const onUnexpectedError = options.onUnexpectedError ?? ignoreError;
+  const server = new Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": maxMessageBytes,
+  });
+  const adapter = createGrpcUnaryAdapter(options.service, options.impl, onUnexpectedError);
+  server.addService(adapter.definition, adapter.implementation);
+  createGrpcReflection([options.service]).addToServer(server);
+  return new GrpcServer({
+    server,
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 50051,
+    healthNames: ["", options.service.typeName],
+  });
+}
+
+interface ResolvedGrpcServerOptions {
+  server: Server;
+  host: string;
+  port: number;
+  /** The names health answers for: "" (the whole server) and each service's typeName. */
+  healthNames: readonly string[];
+}
+
+/** A gRPC server made by `createGrpcServer()`. */
+export class GrpcServer {
+  readonly #server: Server;
+  readonly #address: string;
+  readonly #health: HealthImplementation;
+  readonly #healthNames: readonly string[];
+  #started: Promise<{ port: number }> | undefined;
+  /** Set once shutdown starts; from then on health stays NOT_SERVING. */
+  #stopped: Promise<void> | undefined;
+
+  /** @private Use `createGrpcServer()`. */
+  constructor(options: ResolvedGrpcServerOptions) {
+    this.#server = options.server;
+    this.#address = options.host.includes(":")
+      ? `[${options.host}]:${options.port}`
+      : `${options.host}:${options.port}`;
+    this.#healthNames = options.healthNames;
+    this.#health = new HealthImplementation(
+      Object.fromEntries(options.healthNames.map((name) => [name, "NOT_SERVING"])),
+    );
+    this.#health.addToServer(this.#server);
+  }
+
+  /**
+   * Binds and starts serving. Resolves with the bound port (useful with port 0); rejects when the
+   * address cannot be bound. Calling it again returns the first call's promise.
+   */
+  start(): Promise<{ port: number }> {
+    this.#started ??= new Promise((resolve, reject) => {
+      this.#server.bindAsync(this.#address, ServerCredentials.createInsecure(), (error, port) => {
+        if (error) {
+          reject(error);
+        } else {
+          resolve({ port });
+        }
+      });
+    });
+    return this.#started;
+  }
+
+  /**
+   * Sets what health reports for "" and the service: SERVING when `serving`, else NOT_SERVING.
+   * Health watchers are told at once. Ignored once shutdown has started.
+   */
+  setServing(serving: boolean): void {
+    if (this.#stopped === undefined) {
+      this.#setHealth(serving ? "SERVING" : "NOT_SERVING");
+    }
+  }
+
+  /**
+   * Stops the server: health turns NOT_SERVING (watchers hear it), new calls are refused, calls in
+   * flight finish. Connections still open after `graceMs` (a slow call, a health `Watch` stream)
+   * are closed forcibly. Resolves once every connection is closed; later calls return the same
+   * promise.
+   */
+  shutdown(graceMs: number): Promise<void> {
+    this.#stopped ??= this.#drain(graceMs);
+    return this.#stopped;
+  }
+
+  #drain(graceMs: number): Promise<void> {
+    this.#setHealth("NOT_SERVING");
+    return new Promise((resolve) => {
+      const force = setTimeout(() => this.#server.forceShutdown(), graceMs);
+      // forceShutdown() closes the remaining sessions, which completes tryShutdown() too.
+      this.#server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  #setHealth(status: ServingStatus): void {
+    for (const name of this.#healthNames) {
+      this.#health.setStatus(name, status);
+    }
+  }
+}
+
+function ignoreError(): void {}

@@ -1,0 +1,331 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Code } from "@connectrpc/connect";
+import { Client, credentials, type ServiceError, status } from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
+import { afterEach, describe, expect, it } from "vitest";
+import { CacheIndexService } from "../../gen/inferencecache/v1/cache_index_pb.js";
+import { createGrpcServer, type GrpcServer } from "../../src/transport/grpc-server.js";
+import { createGrpcClient, type GrpcClient } from "../support/grpc-client.js";
+import { createErrorRecorder, fakeCacheIndex, secretFailure } from "./fake-cache-index.js";
+
+const bufBinary = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
+
+describe("createGrpcServer()", () => {
+  let server: GrpcServer | undefined;
+  let client: GrpcClient<typeof CacheIndexService> | undefined;
+  const recorder = createErrorRecorder();
+
+  afterEach(async () => {
+    client?.close();
+    await server?.shutdown(0);
+    client = undefined;
+    server = undefined;
+    recorder.errors.length = 0;
+  });
+
+  async function startServer(maxMessageBytes?: number): Promise<string> {
+    server = createGrpcServer({
+      service: CacheIndexService,
+      impl: fakeCacheIndex,
+      port: 0,
+      onUnexpectedError: recorder.onUnexpectedError,
+      ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+    });
+    const { port } = await server.start();
+    const address = `127.0.0.1:${port}`;
+    client = createGrpcClient(CacheIndexService, address);
+    return address;
+  }
+
+  describe("unary calls", () => {
+    it("answers with the implementation's response", async () => {
+      await startServer();
+      const response = await client?.lookupRoute({
+        tenant: "acme",
+        model: "llama",
+        prefixHashes: [new Uint8Array([1]), new Uint8Array([2])],
+      });
+      expect(response?.detail).toBe("acme/llama");
+      expect(response?.hints.map((hint) => hint.replicaId)).toEqual(["replica-0", "replica-1"]);
+    });
+
+    it("sends a ConnectError's code and message as the status", async () => {
+      await startServer();
+      const error = await rejectionOf(client?.reportCacheState({ tenant: "" }));
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toBe("tenant is required");
+    });
+
+    it("answers INTERNAL with a generic message when a handler throws anything else", async () => {
+      await startServer();
+      const error = await rejectionOf(client?.publishEvent({ tenant: "acme" }));
+      expect(error.code).toBe(status.INTERNAL);
+      expect(error.details).toBe("internal error");
+      expect(error.details).not.toContain("hunter2");
+    });
+
+    it("reports an unexpected error to onUnexpectedError with the method's full name", async () => {
+      await startServer();
+      await rejectionOf(client?.publishEvent({ tenant: "acme" }));
+      expect(recorder.errors).toEqual([
+        {
+          method: "inferencecache.v1.CacheIndexService/PublishEvent",
+          error: expect.objectContaining({ message: secretFailure }),
+        },
+      ]);
+    });
+
+    it("answers INVALID_ARGUMENT to a request that is not valid protobuf", async () => {
+      await startServer();
+      // Field 1, length-delimited, claims 5 bytes and carries 1.
+      const error = await rejectionOf(
+        client?.sendBytes("LookupRoute", new Uint8Array([0x0a, 0x05, 0x61])),
+      );
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toBe("request is not a valid inferencecache.v1.LookupRouteRequest");
+      expect(recorder.errors).toEqual([]);
+    });
+
+    it("answers RESOURCE_EXHAUSTED to a request over maxMessageBytes", async () => {
+      await startServer(1024);
+      const error = await rejectionOf(client?.lookupRoute({ tenant: "a".repeat(2000) }));
+      expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
+    });
+
+    it("answers RESOURCE_EXHAUSTED when the response would be over maxMessageBytes", async () => {
+      await startServer(1024);
+      // 100 one-byte hashes make a ~300-byte request and a hint each: a ~1.5 KiB response.
+      const prefixHashes = Array.from({ length: 100 }, (_, i) => new Uint8Array([i]));
+      const error = await rejectionOf(client?.lookupRoute({ tenant: "acme", prefixHashes }));
+      expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
+    });
+
+    it("keeps serving after failed calls", async () => {
+      await startServer();
+      await rejectionOf(client?.sendBytes("LookupRoute", new Uint8Array([0xff])));
+      await rejectionOf(client?.publishEvent({}));
+      const response = await client?.getCacheState({ tenant: "acme", model: "llama" });
+      expect(response?.tenant).toBe("acme");
+    });
+  });
+
+  // The gRPC transport sends ConnectError.code as the status number unchanged.
+  it.each([
+    ["Canceled", "CANCELLED"],
+    ["Unknown", "UNKNOWN"],
+    ["InvalidArgument", "INVALID_ARGUMENT"],
+    ["DeadlineExceeded", "DEADLINE_EXCEEDED"],
+    ["NotFound", "NOT_FOUND"],
+    ["AlreadyExists", "ALREADY_EXISTS"],
+    ["PermissionDenied", "PERMISSION_DENIED"],
+    ["ResourceExhausted", "RESOURCE_EXHAUSTED"],
+    ["FailedPrecondition", "FAILED_PRECONDITION"],
+    ["Aborted", "ABORTED"],
+    ["OutOfRange", "OUT_OF_RANGE"],
+    ["Unimplemented", "UNIMPLEMENTED"],
+    ["Internal", "INTERNAL"],
+    ["Unavailable", "UNAVAILABLE"],
+    ["DataLoss", "DATA_LOSS"],
+    ["Unauthenticated", "UNAUTHENTICATED"],
+  ] as const)("relies on Connect's Code.%s being gRPC's status %s", (connectCode, grpcStatus) => {
+    expect(Code[connectCode]).toBe(status[grpcStatus]);
+  });
+
+  describe("health", () => {
+    it.each(["", "inferencecache.v1.CacheIndexService"])(
+      "reports %j NOT_SERVING until setServing(true), then SERVING",
+      async (name) => {
+        const address = await startServer();
+        expect(await checkHealth(address, name)).toBe("NOT_SERVING");
+        server?.setServing(true);
+        expect(await checkHealth(address, name)).toBe("SERVING");
+      },
+    );
+
+    it("reports NOT_SERVING again after setServing(false)", async () => {
+      const address = await startServer();
+      server?.setServing(true);
+      server?.setServing(false);
+      expect(await checkHealth(address, "")).toBe("NOT_SERVING");
+    });
+
+    it("tells watchers NOT_SERVING as soon as shutdown starts", async () => {
+      const address = await startServer();
+      server?.setServing(true);
+      const watch = watchHealth(address, "");
+      await watch.next(); // SERVING
+      const shutdown = server?.shutdown(50);
+      expect(await watch.next()).toBe("NOT_SERVING");
+      await shutdown;
+      watch.close();
+    });
+  });
+
+  describe("reflection", () => {
+    it.each(["grpc-v1", "grpc-v1alpha"])(
+      "lists the service's and health's methods to buf curl over %s",
+      async (reflectProtocol) => {
+        const address = await startServer();
+        const listed = await bufCurl(address, [
+          "--list-methods",
+          "--reflect-protocol",
+          reflectProtocol,
+        ]);
+        expect(listed.split("\n").filter(Boolean).sort()).toEqual([
+          "grpc.health.v1.Health/Check",
+          "grpc.health.v1.Health/List",
+          "grpc.health.v1.Health/Watch",
+          "inferencecache.v1.CacheIndexService/GetCacheState",
+          "inferencecache.v1.CacheIndexService/LookupRoute",
+          "inferencecache.v1.CacheIndexService/PublishEvent",
+          "inferencecache.v1.CacheIndexService/ReportCacheState",
+        ]);
+      },
+    );
+
+    it("describes the service's messages well enough for buf curl to call it", async () => {
+      const address = await startServer();
+      const output = await bufCurl(address, [
+        "--data",
+        '{"tenant":"acme","model":"llama"}',
+        `http://${address}/inferencecache.v1.CacheIndexService/GetCacheState`,
+      ]);
+      expect(JSON.parse(output)).toEqual({ tenant: "acme", model: "llama" });
+    });
+
+    it("describes health's messages well enough for buf curl to call it", async () => {
+      const address = await startServer();
+      server?.setServing(true);
+      const output = await bufCurl(address, [
+        "--data",
+        '{"service":"inferencecache.v1.CacheIndexService"}',
+        `http://${address}/grpc.health.v1.Health/Check`,
+      ]);
+      expect(JSON.parse(output)).toEqual({ status: "SERVING" });
+    });
+  });
+
+  describe("shutdown()", () => {
+    it("resolves, after which the port refuses calls", async () => {
+      const address = await startServer();
+      await server?.shutdown(1000);
+      const fresh = createGrpcClient(CacheIndexService, address);
+      try {
+        const error = await rejectionOf(fresh.getCacheState({ tenant: "acme" }));
+        expect(error.code).toBe(status.UNAVAILABLE);
+      } finally {
+        fresh.close();
+      }
+    });
+
+    it("closes calls still open once the grace has elapsed", async () => {
+      const address = await startServer();
+      const watch = watchHealth(address, "");
+      await watch.next(); // NOT_SERVING, the initial status
+      const started = performance.now();
+      await server?.shutdown(200);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+      await expect(watch.ended).resolves.toBeDefined();
+      watch.close();
+    });
+
+    it("returns the same promise when called again", async () => {
+      await startServer();
+      const first = server?.shutdown(100);
+      expect(server?.shutdown(100)).toBe(first);
+      await first;
+    });
+  });
+});
+
+async function rejectionOf(call: Promise<unknown> | undefined): Promise<ServiceError> {
+  try {
+    await call;
+  } catch (error) {
+    return error as ServiceError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+async function bufCurl(address: string, args: string[]): Promise<string> {
+  const url = args.some((arg) => arg.startsWith("http://")) ? [] : [`http://${address}`];
+  const { stdout } = await promisify(execFile)(
+    bufBinary,
+    ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args, ...url],
+    { timeout: 20_000 },
+  );
+  return stdout;
+}
+
+// grpc-health-check ships the health service as a proto-loader definition whose serializers take
+// and return plain objects with enums as strings: { service: "" } in, { status: "SERVING" } out.
+const healthCheck = healthService.Check;
+const healthWatch = healthService.Watch;
+
+function checkHealth(address: string, name: string): Promise<string> {
+  const channel = new Client(address, credentials.createInsecure());
+  return new Promise<string>((resolve, reject) => {
+    if (healthCheck === undefined) {
+      throw new Error("grpc-health-check has no Check method");
+    }
+    channel.makeUnaryRequest(
+      healthCheck.path,
+      healthCheck.requestSerialize,
+      healthCheck.responseDeserialize,
+      { service: name },
+      (error, response) => {
+        if (error) {
+          reject(error);
+        } else {
+          resolve((response as { status: string }).status);
+        }
+      },
+    );
+  }).finally(() => channel.close());
+}
+
+/** Streams health statuses: `next()` resolves with the next one, `ended` once the stream ends. */
+function watchHealth(
+  address: string,
+  name: string,
+): { next(): Promise<string>; ended: Promise<unknown>; close(): void } {
+  if (healthWatch === undefined) {
+    throw new Error("grpc-health-check has no Watch method");
+  }
+  const channel = new Client(address, credentials.createInsecure());
+  const call = channel.makeServerStreamRequest(
+    healthWatch.path,
+    healthWatch.requestSerialize,
+    healthWatch.responseDeserialize,
+    { service: name },
+  );
+  const received: string[] = [];
+  const waiting: Array<(status: string) => void> = [];
+  call.on("data", (response: { status: string }) => {
+    const waiter = waiting.shift();
+    if (waiter) {
+      waiter(response.status);
+    } else {
+      received.push(response.status);
+    }
+  });
+  const ended = new Promise<unknown>((resolve) => {
+    call.on("error", resolve);
+    call.on("end", () => resolve("end"));
+  });
+  return {
+    next: () => {
+      const status = received.shift();
+      return status === undefined
+        ? new Promise((resolve) => waiting.push(resolve))
+        : Promise.resolve(status);
+    },
+    ended,
+    close: () => {
+      call.cancel();
+      channel.close();
+    },
+  };
+}
