@@ -47,7 +47,8 @@ async function main(): Promise<void> {
   const metrics = createIndexMetrics({ index: rawIndex });
   const index = createInstrumentedIndex(rawIndex, metrics);
 
-  let phase: Phase = "starting";
+  // Widened on purpose: signal handlers change it while start-up awaits.
+  let phase = "starting" as Phase;
   const sweeper = createSweeper({
     index,
     intervalMs: config.sweepIntervalSeconds * 1000,
@@ -89,39 +90,8 @@ async function main(): Promise<void> {
     onUnexpectedError,
   });
 
-  let grpcPort: number;
-  let httpPort: number;
-  try {
-    [{ port: grpcPort }, { port: httpPort }] = await Promise.all([
-      grpcServer.start(),
-      httpServer.start(),
-    ]);
-  } catch (error) {
-    logger.fatal({ err: error }, "could not listen");
-    await Promise.allSettled([grpcServer.shutdown(0), httpServer.shutdown(0)]);
-    process.exitCode = 1;
-    return;
-  }
-  sweeper.start();
-  phase = "serving";
-  grpcServer.setServing(true);
-  logger.info(
-    {
-      config: describeConfig(config),
-      index: { engine: "map", ...withoutClock(indexOptions.options) },
-      grpc: {
-        address: formatAddress({ host: config.grpcAddress.host, port: grpcPort }),
-        port: grpcPort,
-      },
-      http: {
-        address: formatAddress({ host: config.httpAddress.host, port: httpPort }),
-        port: httpPort,
-      },
-      node: process.version,
-    },
-    "inference-cache-index started",
-  );
-
+  // Signals are handled from before the servers listen: a signal that arrives during start-up
+  // still drains and exits 0 instead of killing the process with the default action.
   const shutdown = async (signal: NodeJS.Signals) => {
     if (phase === "draining") return;
     phase = "draining";
@@ -145,6 +115,40 @@ async function main(): Promise<void> {
       });
     });
   }
+
+  let grpcPort: number;
+  let httpPort: number;
+  try {
+    [{ port: grpcPort }, { port: httpPort }] = await Promise.all([
+      grpcServer.start(),
+      httpServer.start(),
+    ]);
+  } catch (error) {
+    logger.fatal({ err: error }, "could not listen");
+    await Promise.allSettled([grpcServer.shutdown(0), httpServer.shutdown(0)]);
+    process.exitCode = 1;
+    return;
+  }
+  if (phase === "draining") return; // a signal arrived while the servers were starting
+  sweeper.start();
+  phase = "serving";
+  grpcServer.setServing(true);
+  logger.info(
+    {
+      config: describeConfig(config),
+      index: { engine: "map", ...withoutClock(indexOptions.options) },
+      grpc: {
+        address: formatAddress({ host: config.grpcAddress.host, port: grpcPort }),
+        port: grpcPort,
+      },
+      http: {
+        address: formatAddress({ host: config.httpAddress.host, port: httpPort }),
+        port: httpPort,
+      },
+      node: process.version,
+    },
+    "inference-cache-index started",
+  );
 }
 
 /** The effective configuration, as a startup log line shows it. */

@@ -1,0 +1,225 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  CacheEventType,
+  CacheIndexService,
+  ReasonCode,
+} from "../../gen/inferencecache/v1/cache_index_pb.js";
+import { createGrpcClient, type GrpcClient } from "../support/grpc-client.js";
+import { chainOf } from "../support/hashes.js";
+import { runSidecar, type SidecarProcess, startSidecar } from "../support/sidecar-process.js";
+
+const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
+const scope = { tenant: "acme", model: "llama-3-8b", hashScheme: "vllm-sha256_cbor-bs16" };
+
+function prefixes(first: number, length: number) {
+  return chainOf(first, length).map((prefixHash, i) => ({ prefixHash, tokenCount: (i + 1) * 16 }));
+}
+
+async function bufCurl(address: string, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    BUF,
+    [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      ...args.slice(0, -1),
+      `http://${address}${args.at(-1)}`,
+    ],
+    { timeout: 20_000 },
+  );
+  return stdout;
+}
+
+async function codeOf(call: Promise<unknown>): Promise<number> {
+  try {
+    await call;
+  } catch (error) {
+    return (error as { code: number }).code;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("the sidecar process", () => {
+  let sidecar: SidecarProcess;
+  let client: GrpcClient<typeof CacheIndexService>;
+
+  beforeAll(async () => {
+    sidecar = await startSidecar(["--max-message-bytes", "65536"]);
+    client = createGrpcClient(CacheIndexService, sidecar.grpcAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await sidecar?.stop();
+  });
+
+  it("logs one startup line with its effective configuration", () => {
+    const startup = sidecar.logs.find((line) => line.msg === "inference-cache-index started");
+    expect(startup).toMatchObject({
+      level: "info",
+      service: "inference-cache-index",
+      config: { ttlSeconds: 120, maxEntries: 1_000_000, maxMessageBytes: 65536, logLevel: "info" },
+    });
+  });
+
+  it("reports ready on /readyz and alive on /healthz", async () => {
+    const ready = await fetch(`${sidecar.httpUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true });
+    expect((await fetch(`${sidecar.httpUrl}/healthz`)).status).toBe(200);
+  });
+
+  it("answers a report, a lookup and a state query over gRPC", async () => {
+    await client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 3) });
+    await client.reportCacheState({ ...scope, replicaId: "pod-b", prefixes: prefixes(1, 1) });
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 4) });
+    expect(answer.reasonCode).toBe(ReasonCode.PREFIX_MATCH);
+    expect(answer.hints.map((h) => [h.replicaId, h.matchedBlocks, h.matchedTokens])).toEqual([
+      ["pod-a", 3, 48],
+      ["pod-b", 1, 16],
+    ]);
+    const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.totalEntries).toBe(4n);
+  });
+
+  it("lists the four methods through reflection and calls LookupRoute with buf curl", async () => {
+    const methods = (await bufCurl(sidecar.grpcAddress, "--list-methods", "")).split("\n");
+    expect(methods).toEqual(
+      expect.arrayContaining([
+        "inferencecache.v1.CacheIndexService/ReportCacheState",
+        "inferencecache.v1.CacheIndexService/PublishEvent",
+        "inferencecache.v1.CacheIndexService/LookupRoute",
+        "inferencecache.v1.CacheIndexService/GetCacheState",
+      ]),
+    );
+    await client.reportCacheState({ ...scope, replicaId: "pod-curl", prefixes: prefixes(500, 2) });
+    const body = JSON.stringify({
+      ...scope,
+      prefixHashes: chainOf(500, 2).map((h) => Buffer.from(h).toString("base64")),
+    });
+    const answer = JSON.parse(
+      await bufCurl(
+        sidecar.grpcAddress,
+        "-d",
+        body,
+        "/inferencecache.v1.CacheIndexService/LookupRoute",
+      ),
+    );
+    expect(answer).toMatchObject({
+      reasonCode: "REASON_CODE_PREFIX_MATCH",
+      hints: [{ replicaId: "pod-curl", matchedBlocks: 2, matchedTokens: 32 }],
+    });
+  });
+
+  it("serves the same index with Connect JSON on the HTTP port", async () => {
+    const response = await fetch(
+      `${sidecar.httpUrl}/inferencecache.v1.CacheIndexService/LookupRoute`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          ...scope,
+          prefixHashes: chainOf(1, 3).map((h) => Buffer.from(h).toString("base64")),
+        }),
+      },
+    );
+    expect(response.status).toBe(200);
+    const answer = (await response.json()) as { hints: { replicaId: string }[] };
+    expect(answer.hints[0]?.replicaId).toBe("pod-a");
+  });
+
+  it("answers an oversized message with RESOURCE_EXHAUSTED and keeps serving", async () => {
+    const huge = { ...scope, replicaId: "pod-big", prefixes: prefixes(10_000, 5_000) };
+    expect(await codeOf(client.reportCacheState(huge))).toBe(status.RESOURCE_EXHAUSTED);
+    const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.replicas.map((r) => r.replicaId)).not.toContain("pod-big");
+  });
+
+  it("survives bad input of every kind and still answers correctly", async () => {
+    expect(await codeOf(client.reportCacheState({ ...scope, tenant: "" }))).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect(
+      await codeOf(
+        client.publishEvent({
+          ...scope,
+          replicaId: "pod-a",
+          events: [{ type: CacheEventType.REPLICA_UPDATED, stats: { kvCacheUsage: Number.NaN } }],
+        }),
+      ),
+    ).toBe(status.INVALID_ARGUMENT);
+    expect(await codeOf(client.sendBytes("LookupRoute", new Uint8Array([0xff, 0xff, 0xff])))).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 3) });
+    expect(answer.hints[0]).toMatchObject({ replicaId: "pod-a", matchedBlocks: 3 });
+    expect(sidecar.child.exitCode).toBeNull();
+  });
+
+  it("exposes the index's metrics on /metrics", async () => {
+    const text = await (await fetch(`${sidecar.httpUrl}/metrics`)).text();
+    expect(text).toMatch(/^inferencecache_index_entries\{model="llama-3-8b"\} [1-9]/m);
+    expect(text).toMatch(
+      /^inferencecache_lookup_route_calls_total\{model="llama-3-8b",reason_code="PREFIX_MATCH",hint_used="true"\} [1-9]/m,
+    );
+    expect(text).toContain("inferencecache_lookup_route_latency_seconds_bucket");
+    expect(text).toContain("process_cpu_seconds_total");
+  });
+});
+
+describe("the sidecar's lifecycle", () => {
+  it("drains on SIGTERM: health goes down, then it exits 0", async () => {
+    const sidecar = await startSidecar(["--shutdown-grace-seconds", "5"]);
+    const client = createGrpcClient(CacheIndexService, sidecar.grpcAddress);
+    await client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 1) });
+    client.close();
+    const code = await sidecar.stop("SIGTERM");
+    expect(code).toBe(0);
+    const messages = sidecar.logs.map((line) => line.msg);
+    expect(messages).toContain("stopped");
+    expect(messages.indexOf("stopped")).toBeGreaterThan(
+      messages.findIndex((m) => String(m).startsWith("draining")),
+    );
+  });
+
+  it("exits 0 on SIGINT too", async () => {
+    const sidecar = await startSidecar();
+    expect(await sidecar.stop("SIGINT")).toBe(0);
+  });
+
+  it("falls back to the default for a non-positive ttl, with a warning", async () => {
+    const sidecar = await startSidecar(["--ttl-seconds", "0", "--sweep-interval-seconds", "-1"]);
+    try {
+      const warnings = sidecar.logs.filter((line) => line.level === "warn").map((line) => line.msg);
+      expect(warnings.join("\n")).toMatch(/ttl/i);
+      expect(warnings.join("\n")).toMatch(/sweep interval/i);
+      const startup = sidecar.logs.find((line) => line.msg === "inference-cache-index started");
+      expect(startup).toMatchObject({ index: { ttlMs: 120_000 } });
+    } finally {
+      await sidecar.stop();
+    }
+  });
+
+  it.each([
+    [["--max-entries", "abc"], {}, "--max-entries"],
+    [["--grpc-address", "nowhere"], {}, "--grpc-address"],
+    [[], { INFERENCECACHE_TTL_SECONDS: "soon" }, "INFERENCECACHE_TTL_SECONDS"],
+    [["--no-such-flag"], {}, "--no-such-flag"],
+  ])("exits non-zero naming the setting for %j %j", async (args, env, setting) => {
+    const result = await runSidecar(args, env);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(setting);
+  });
+
+  it("prints every setting with --help and exits 0", async () => {
+    const result = await runSidecar(["--help"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("--ttl-seconds");
+    expect(result.stdout).toContain("INFERENCECACHE_MAX_ENTRIES");
+  });
+});
