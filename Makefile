@@ -1,6 +1,8 @@
 # Every target installs what it needs: on a fresh clone, `make run` and `make test` are the whole set-up.
 SHELL := /usr/bin/env bash
 BIN := node_modules/.bin
+# buf finds the local protoc-gen-es plugin on PATH.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 DEPS := node_modules/.package-lock.json
 SOURCES := $(shell find src gen bench -name '*.ts' 2>/dev/null)
 
