@@ -17,7 +17,7 @@ export { type Address, formatAddress, LOG_LEVELS, type LogLevel } from "./config
 export interface Config {
   /** Where the gRPC server listens. Port 0 picks a free port. @default 127.0.0.1:50051 */
   readonly grpcAddress: Address;
-  /** Where the HTTP server (health, metrics) listens. Port 0 picks a free port. @default 127.0.0.1:8080 */
+  /** Where the HTTP server (Connect, gRPC-Web, health, metrics) listens. Port 0 picks a free port. @default 127.0.0.1:8080 */
   readonly httpAddress: Address;
   /**
    * How long a reported prefix stays live without being confirmed. Passed through as given: the
@@ -83,7 +83,8 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     flag: "--http-address",
     env: "INFERENCECACHE_HTTP_ADDRESS",
     placeholder: "<host:port>",
-    description: "Where the HTTP server (health, metrics) listens. Same form as --grpc-address.",
+    description:
+      "Where the HTTP server (Connect, gRPC-Web, /metrics, /healthz, /readyz) listens. Same form as --grpc-address.",
     kind: address,
   },
   ttlSeconds: {
@@ -91,14 +92,14 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     env: "INFERENCECACHE_TTL_SECONDS",
     placeholder: "<seconds>",
     description:
-      "How long a reported prefix stays live unless confirmed again. Zero or less: the index default.",
+      "How long a reported prefix stays live unless confirmed again. Zero or less: the default, with a warning.",
     kind: seconds,
   },
   sweepIntervalSeconds: {
     flag: "--sweep-interval-seconds",
     env: "INFERENCECACHE_SWEEP_INTERVAL_SECONDS",
     placeholder: "<seconds>",
-    description: "How often expired entries are swept. Zero or less: the index default.",
+    description: "How often expired entries are swept. Zero or less: the default, with a warning.",
     kind: seconds,
   },
   maxEntries: {

@@ -5,7 +5,7 @@ import {
   resolveCacheIndexOptions,
 } from "./cache-index-options.js";
 import { prefixKey } from "./prefix-key.js";
-import { compareHints, freshnessAt } from "./ranking.js";
+import { freshnessAt, insertTopK } from "./ranking.js";
 import {
   assertValidBatch,
   assertValidStats,
@@ -84,9 +84,14 @@ interface Holder {
 /** One replica's run while a lookup walks the chain. */
 interface Run {
   readonly replica: ReplicaRecord;
+  readonly replicaId: ReplicaId;
+  readonly stats: ReplicaStats | undefined;
   blocks: number;
   tokens: number;
   oldestConfirmedAt: number;
+  /** Set once the walk is over. */
+  freshness: number;
+  score: number;
 }
 
 /**
@@ -224,9 +229,13 @@ class MapCacheIndex implements CacheIndex {
         if (candidates !== undefined && !candidates.has(holder.replica.id)) continue;
         runs.push({
           replica: holder.replica,
+          replicaId: holder.replica.id,
+          stats: holder.replica.stats,
           blocks: 1,
           tokens: holder.tokenCount,
           oldestConfirmedAt: holder.confirmedAt,
+          freshness: 0,
+          score: 0,
         });
       }
     }
@@ -249,20 +258,21 @@ class MapCacheIndex implements CacheIndex {
     }
 
     if (runs.length === 0) return noHint("no-hint", "", depth, truncated, "");
-    const hints: ReplicaHint[] = runs.map((run) => {
-      const freshness = freshnessAt(now - run.oldestConfirmedAt, this.#options.ttlMs);
-      return {
-        replicaId: run.replica.id,
-        matchedBlocks: run.blocks,
-        matchedTokens: run.tokens,
-        freshness,
-        score: run.tokens * freshness,
-        stats: run.replica.stats,
-      };
-    });
-    hints.sort(compareHints);
     const limit = query.maxHints > 0 ? query.maxHints : this.#options.defaultMaxHints;
-    if (hints.length > limit) hints.length = limit;
+    const best: Run[] = [];
+    for (const run of runs) {
+      run.freshness = freshnessAt(now - run.oldestConfirmedAt, this.#options.ttlMs);
+      run.score = run.tokens * run.freshness;
+      insertTopK(best, run, limit);
+    }
+    const hints: ReplicaHint[] = best.map((run) => ({
+      replicaId: run.replicaId,
+      matchedBlocks: run.blocks,
+      matchedTokens: run.tokens,
+      freshness: run.freshness,
+      score: run.score,
+      stats: run.stats,
+    }));
     return {
       reason: "prefix-match",
       hints,

@@ -1,15 +1,26 @@
 import type { PrefixHash } from "./types.js";
 
-const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) =>
-  i.toString(16).padStart(2, "0"),
-);
-
 /**
- * A prefix hash as a Map key: lower-case hex. Keys are only compared within one scheme table, so
- * hashes of different lengths never need telling apart beyond their text.
+ * A prefix hash as a Map key: its length as the first UTF-16 code unit, then two bytes per code
+ * unit (a trailing odd byte alone). The length prefix keeps keys of different lengths distinct.
+ * Half as long as hex and built in one call for the common 8-byte hash, which measured about twice
+ * as fast to build and look up (bench/out profiling, Mooncake trace).
  */
 export function prefixKey(hash: PrefixHash): string {
-  let key = "";
-  for (let i = 0; i < hash.length; i++) key += HEX[hash[i] as number];
+  const n = hash.length;
+  if (n === 8) {
+    return String.fromCharCode(
+      8,
+      ((hash[0] as number) << 8) | (hash[1] as number),
+      ((hash[2] as number) << 8) | (hash[3] as number),
+      ((hash[4] as number) << 8) | (hash[5] as number),
+      ((hash[6] as number) << 8) | (hash[7] as number),
+    );
+  }
+  let key = String.fromCharCode(n);
+  let i = 0;
+  for (; i + 1 < n; i += 2)
+    key += String.fromCharCode(((hash[i] as number) << 8) | (hash[i + 1] as number));
+  if (i < n) key += String.fromCharCode(hash[i] as number);
   return key;
 }

@@ -1,4 +1,11 @@
-import type { ReplicaHint } from "./types.js";
+import type { ReplicaStats } from "./types.js";
+
+/** What ranking looks at: a hint, or an engine's candidate before it becomes one. */
+export interface Ranked {
+  readonly replicaId: string;
+  readonly score: number;
+  readonly stats: ReplicaStats | undefined;
+}
 
 /**
  * How fresh knowledge confirmed `ageMs` ago is: 1 when just confirmed, falling linearly to 0.5 at
@@ -11,7 +18,7 @@ export function freshnessAt(ageMs: number, ttlMs: number): number {
 }
 
 /** The load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
-function loadOf(hint: ReplicaHint): number {
+function loadOf(hint: Ranked): number {
   return hint.stats === undefined ? 0 : hint.stats.activeRequests + hint.stats.queuedRequests;
 }
 
@@ -19,9 +26,24 @@ function loadOf(hint: ReplicaHint): number {
  * Orders hints best first: higher score, then lower load, then replica id, so equal knowledge
  * always yields the same answer.
  */
-export function compareHints(a: ReplicaHint, b: ReplicaHint): number {
+export function compareHints(a: Ranked, b: Ranked): number {
   if (a.score !== b.score) return b.score - a.score;
   const load = loadOf(a) - loadOf(b);
   if (load !== 0) return load;
   return a.replicaId < b.replicaId ? -1 : a.replicaId > b.replicaId ? 1 : 0;
+}
+
+/**
+ * Inserts `candidate` into `best`, which is kept sorted by {@link compareHints} and at most `limit`
+ * long. Selecting the top k this way costs O(n k) for n candidates, against O(n log n) to sort them
+ * all, and k (max_hints) is small while n (replicas holding block 0) can be the whole fleet.
+ */
+export function insertTopK<T extends Ranked>(best: T[], candidate: T, limit: number): void {
+  if (best.length === limit && compareHints(candidate, best[limit - 1] as T) >= 0) return;
+  let i = best.length < limit ? best.length : limit - 1;
+  while (i > 0 && compareHints(candidate, best[i - 1] as T) < 0) {
+    best[i] = best[i - 1] as T;
+    i--;
+  }
+  best[i] = candidate;
 }
