@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 DEPS := node_modules/.package-lock.json
 SOURCES := $(shell find src gen bench -name '*.ts' 2>/dev/null)
 
-.PHONY: run test lint generate check-generated bench build image clean
+.PHONY: run test lint generate check-generated bench build image clean system-deps
 
 $(DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -21,8 +21,16 @@ build: dist/.built
 run: build
 	node dist/src/main.js $(ARGS)
 
+## system-deps: Debian packages the tests use as independent peers (python3-grpcio)
+system-deps:
+	@if ! /usr/bin/python3 -c 'import grpc' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-grpcio; \
+	  else echo "the tests need Debian's python3-grpcio: sudo apt-get install -y python3-grpcio" >&2; exit 1; fi; \
+	fi
+
 ## test: lint, then every test; writes .test-results/vitest.json for CI's summary line
-test: lint build
+test: lint build system-deps
 	@mkdir -p .test-results
 	$(BIN)/vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json
 
