@@ -30,7 +30,7 @@ system-deps:
 	fi
 
 ## test: lint, then every test; writes .test-results/vitest.json for CI's summary line
-test: lint build system-deps
+test: lint system-deps  # test/global-setup.ts compiles dist/ for the end-to-end tests
 	@mkdir -p .test-results
 	$(BIN)/vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json
 

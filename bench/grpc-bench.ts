@@ -33,8 +33,12 @@ export interface GrpcResult {
   readonly callsPerPhase: number;
   readonly concurrency: number;
   readonly replicas: number;
+  /** At `concurrency` calls in flight: throughput and server CPU. */
   readonly lookup: PhaseResult;
   readonly noop: PhaseResult;
+  /** One call in flight: the latency a single gateway request sees. */
+  readonly lookupSerial: PhaseResult;
+  readonly noopSerial: PhaseResult;
   /** Medians of the per-round ratios lookup / no-op. */
   readonly cpuRatio: number;
   readonly p50Ratio: number;
@@ -79,9 +83,12 @@ function unary<Req, Res>(
 
 /** Starts the sidecar as a child process on ephemeral ports and resolves with its gRPC address. */
 async function startServer(mainScript: string): Promise<{ child: ChildProcess; address: string }> {
+  // BENCH_SERVER_NODE_ARGS passes flags to the server's node, e.g. "--cpu-prof" to profile it.
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
   const child = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       mainScript,
       "--grpc-address",
       "127.0.0.1:0",
@@ -200,9 +207,14 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     await phase(pid, Math.min(2_000, options.callsPerPhase), options.concurrency, callNoop);
     const lookupPhases: PhaseResult[] = [];
     const noopPhases: PhaseResult[] = [];
+    const lookupSerial: PhaseResult[] = [];
+    const noopSerial: PhaseResult[] = [];
+    const serialCalls = Math.ceil(options.callsPerPhase / 5);
     for (let round = 0; round < options.rounds; round++) {
       noopPhases.push(await phase(pid, options.callsPerPhase, options.concurrency, callNoop));
       lookupPhases.push(await phase(pid, options.callsPerPhase, options.concurrency, callLookup));
+      noopSerial.push(await phase(pid, serialCalls, 1, callNoop));
+      lookupSerial.push(await phase(pid, serialCalls, 1, callLookup));
     }
     const ratios = (pick: (p: PhaseResult) => number) =>
       median(lookupPhases.map((p, i) => pick(p) / pick(noopPhases[i] as PhaseResult)));
@@ -213,6 +225,8 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
       replicas: options.replicas,
       lookup: medianPhase(lookupPhases),
       noop: medianPhase(noopPhases),
+      lookupSerial: medianPhase(lookupSerial),
+      noopSerial: medianPhase(noopSerial),
       cpuRatio: ratios((p) => p.serverCpuUsPerCall),
       p50Ratio: ratios((p) => p.p50Us),
     };

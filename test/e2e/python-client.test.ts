@@ -20,9 +20,13 @@ describe("an independent client (python3-grpcio)", () => {
   });
 
   it("reports, looks up, checks health and gets INVALID_ARGUMENT for a missing tenant", async () => {
-    const { stdout } = await promisify(execFile)("/usr/bin/python3", [CLIENT, sidecar.grpcAddress], {
-      timeout: 30_000,
-    });
+    const { stdout } = await promisify(execFile)(
+      "/usr/bin/python3",
+      [CLIENT, sidecar.grpcAddress],
+      {
+        timeout: 30_000,
+      },
+    );
     expect(JSON.parse(stdout)).toEqual({
       accepted: 3,
       reasonCode: 1, // REASON_CODE_PREFIX_MATCH
