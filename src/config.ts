@@ -5,11 +5,19 @@ import {
   LOG_LEVELS,
   type LogLevel,
   logLevel,
-  nonNegativeSeconds,
   positiveInteger,
   seconds,
+  secondsUpTo,
   type ValueKind,
 } from "./config/value-kinds.js";
+import {
+  DEFAULT_MAX_CHAIN_LENGTH,
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_HINTS,
+  DEFAULT_TTL_MS,
+} from "./core/cache-index-options.js";
+import { DEFAULT_SWEEP_INTERVAL_MS } from "./sweeper.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./transport/public-error.js";
 
 export { type Address, formatAddress, LOG_LEVELS, type LogLevel } from "./config/value-kinds.js";
 
@@ -34,7 +42,12 @@ export interface Config {
   readonly defaultMaxHints: number;
   /** The largest request or response message either server accepts, in bytes (at least 1024). @default 4194304 */
   readonly maxMessageBytes: number;
-  /** How long shutdown waits for in-flight calls before closing them. @default 10 */
+  /**
+   * How long shutdown keeps serving after readiness and health turn down, so that load balancers and
+   * gateways stop sending calls before the listeners close. At most 3600. @default 1
+   */
+  readonly shutdownDelaySeconds: number;
+  /** How long shutdown then waits for in-flight calls before closing them. At most 3600. @default 10 */
   readonly shutdownGraceSeconds: number;
   /** The minimum level logged. @default "info" */
   readonly logLevel: LogLevel;
@@ -44,12 +57,13 @@ export interface Config {
 export const DEFAULT_CONFIG: Config = Object.freeze({
   grpcAddress: Object.freeze({ host: "127.0.0.1", port: 50051 }),
   httpAddress: Object.freeze({ host: "127.0.0.1", port: 8080 }),
-  ttlSeconds: 120,
-  sweepIntervalSeconds: 5,
-  maxEntries: 1_000_000,
-  maxChainLength: 8192,
-  defaultMaxHints: 4,
-  maxMessageBytes: 4 * 1024 * 1024,
+  ttlSeconds: DEFAULT_TTL_MS / 1000,
+  sweepIntervalSeconds: DEFAULT_SWEEP_INTERVAL_MS / 1000,
+  maxEntries: DEFAULT_MAX_ENTRIES,
+  maxChainLength: DEFAULT_MAX_CHAIN_LENGTH,
+  defaultMaxHints: DEFAULT_MAX_HINTS,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  shutdownDelaySeconds: 1,
   shutdownGraceSeconds: 10,
   logLevel: "info",
 });
@@ -131,12 +145,20 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     description: "The largest message either server accepts (at least 1024).",
     kind: integerAtLeast(1024),
   },
+  shutdownDelaySeconds: {
+    flag: "--shutdown-delay-seconds",
+    env: "INFERENCECACHE_SHUTDOWN_DELAY_SECONDS",
+    placeholder: "<seconds>",
+    description:
+      "On SIGTERM/SIGINT, how long to keep serving after readiness and health turn down.",
+    kind: secondsUpTo(3600),
+  },
   shutdownGraceSeconds: {
     flag: "--shutdown-grace-seconds",
     env: "INFERENCECACHE_SHUTDOWN_GRACE_SECONDS",
     placeholder: "<seconds>",
-    description: "How long shutdown waits for in-flight calls before cancelling them.",
-    kind: nonNegativeSeconds,
+    description: "Then, how long to wait for in-flight calls before cancelling them.",
+    kind: secondsUpTo(3600),
   },
   logLevel: {
     flag: "--log-level",

@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     index,
     clock,
     isReady: () => phase !== "starting",
-    onNotReady: (model) => metrics.recordLookup(model, "NOT_READY", false, 0),
+    onNotReady: (model) => metrics.recordLookup(model, "NOT_READY", false),
     onLookupFailure: (error) => onUnexpectedError(error, "LookupRoute"),
   });
   const grpcServer = createGrpcServer({
@@ -83,24 +83,24 @@ async function main(): Promise<void> {
       contentType: metrics.registry.contentType,
       body: await metrics.registry.metrics(),
     }),
-    readiness: () => ({
-      ready: phase === "serving",
-      detail: { phase, index: "in-memory", entries: rawIndex.size().entries },
-    }),
+    readiness: () => ({ ready: phase === "serving", detail: { phase, index: "in-memory" } }),
     onUnexpectedError,
   });
 
   // Signals are handled from before the servers listen: a signal that arrives during start-up
   // still drains and exits 0 instead of killing the process with the default action.
+  const starting = Promise.allSettled([grpcServer.start(), httpServer.start()]);
   const shutdown = async (signal: NodeJS.Signals) => {
     if (phase === "draining") return;
     phase = "draining";
+    const delayMs = config.shutdownDelaySeconds * 1000;
     const graceMs = config.shutdownGraceSeconds * 1000;
-    logger.info(
-      { signal, graceMs },
-      "draining: readiness and health are down, finishing calls in flight",
-    );
+    // Readiness and health go down first, and calls are still served for the delay, so that
+    // whoever routes to this sidecar notices before its listeners close.
     grpcServer.setServing(false);
+    logger.info({ signal, delayMs, graceMs }, "draining: readiness and health are down");
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    await starting; // closing a listener that is still binding would leave it open
     await Promise.all([grpcServer.shutdown(graceMs), httpServer.shutdown(graceMs)]);
     sweeper.stop();
     logger.info("stopped");
@@ -116,19 +116,25 @@ async function main(): Promise<void> {
     });
   }
 
-  let grpcPort: number;
-  let httpPort: number;
-  try {
-    [{ port: grpcPort }, { port: httpPort }] = await Promise.all([
-      grpcServer.start(),
-      httpServer.start(),
-    ]);
-  } catch (error) {
-    logger.fatal({ err: error }, "could not listen");
-    await Promise.allSettled([grpcServer.shutdown(0), httpServer.shutdown(0)]);
-    process.exitCode = 1;
-    return;
+  const [grpcStarted, httpStarted] = await starting;
+  if (grpcStarted.status === "rejected" || httpStarted.status === "rejected") {
+    const failure = [grpcStarted, httpStarted].find(
+      (result): result is PromiseRejectedResult => result.status === "rejected",
+    );
+    logger.fatal(
+      {
+        err: failure?.reason,
+        grpcAddress: formatAddress(config.grpcAddress),
+        httpAddress: formatAddress(config.httpAddress),
+      },
+      "could not listen",
+    );
+    // Both binds have settled, so shutting down closes whichever one succeeded.
+    await Promise.all([grpcServer.shutdown(0), httpServer.shutdown(0)]);
+    process.exit(1);
   }
+  const grpcPort = grpcStarted.value.port;
+  const httpPort = httpStarted.value.port;
   if (phase === "draining") return; // a signal arrived while the servers were starting
   sweeper.start();
   phase = "serving";

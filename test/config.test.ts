@@ -53,6 +53,13 @@ const SETTINGS = [
   ["defaultMaxHints", "--default-max-hints", "INFERENCECACHE_DEFAULT_MAX_HINTS", "1", 1],
   ["maxMessageBytes", "--max-message-bytes", "INFERENCECACHE_MAX_MESSAGE_BYTES", "1024", 1024],
   [
+    "shutdownDelaySeconds",
+    "--shutdown-delay-seconds",
+    "INFERENCECACHE_SHUTDOWN_DELAY_SECONDS",
+    "2.5",
+    2.5,
+  ],
+  [
     "shutdownGraceSeconds",
     "--shutdown-grace-seconds",
     "INFERENCECACHE_SHUTDOWN_GRACE_SECONDS",
@@ -74,6 +81,7 @@ describe("parseConfig()", () => {
       maxChainLength: 8192,
       defaultMaxHints: 4,
       maxMessageBytes: 4_194_304,
+      shutdownDelaySeconds: 1,
       shutdownGraceSeconds: 10,
       logLevel: "info",
     });
@@ -249,7 +257,19 @@ describe("parseConfig()", () => {
       "a negative shutdown grace",
       ["--shutdown-grace-seconds=-1"],
       {},
-      'invalid value for --shutdown-grace-seconds: "-1" (expected a non-negative number of seconds)',
+      'invalid value for --shutdown-grace-seconds: "-1" (expected a number of seconds from 0 to 3600)',
+    ],
+    [
+      "a shutdown grace longer than a timer can wait",
+      ["--shutdown-grace-seconds", "3000000"],
+      {},
+      'invalid value for --shutdown-grace-seconds: "3000000" (expected a number of seconds from 0 to 3600)',
+    ],
+    [
+      "a negative shutdown delay",
+      [],
+      { INFERENCECACHE_SHUTDOWN_DELAY_SECONDS: "-1" },
+      'invalid value for INFERENCECACHE_SHUTDOWN_DELAY_SECONDS: "-1" (expected a number of seconds from 0 to 3600)',
     ],
     [
       "an unknown log level",

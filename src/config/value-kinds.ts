@@ -59,14 +59,20 @@ export const seconds: ValueKind<number> = {
   format: String,
 };
 
-export const nonNegativeSeconds: ValueKind<number> = {
-  expected: "a non-negative number of seconds",
-  parse(raw) {
-    const value = parseDecimal(raw);
-    return value !== undefined && value >= 0 ? value : undefined;
-  },
-  format: String,
-};
+/**
+ * A number of seconds from 0 to `max`. The bound keeps a duration within what a Node timer can wait
+ * (about 24.8 days); past that a timer fires at once.
+ */
+export function secondsUpTo(max: number): ValueKind<number> {
+  return {
+    expected: `a number of seconds from 0 to ${max}`,
+    parse(raw) {
+      const value = parseDecimal(raw);
+      return value !== undefined && value >= 0 && value <= max ? value : undefined;
+    },
+    format: String,
+  };
+}
 
 /** A kind for whole numbers from `min` up, written as plain digits. */
 export function integerAtLeast(min: number, expected = `an integer of at least ${min}`) {

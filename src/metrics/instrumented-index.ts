@@ -56,13 +56,13 @@ class InstrumentedIndex implements CacheIndex {
 
   report(report: CacheReport): ReportOutcome {
     const outcome = this.#next.report(report);
-    this.#metrics.recordReport(outcome);
+    this.#metrics.recordReport(report.model, outcome);
     return outcome;
   }
 
   publish(batch: EventBatch): PublishOutcome {
     const outcome = this.#next.publish(batch);
-    this.#metrics.recordPublish(outcome);
+    this.#metrics.recordPublish(batch.model, outcome);
     return outcome;
   }
 

@@ -14,17 +14,21 @@ export interface ModelLabelGuardOptions {
 }
 
 /**
- * Bounds the `model` label's cardinality. Model names arrive in untrusted requests, and each distinct
- * label value is a time series Prometheus keeps; without a bound, a client sending random model
- * names would grow the sidecar's memory and the monitoring system's without limit.
+ * Bounds the `model` label's cardinality. Each distinct label value is a time series Prometheus
+ * keeps, and lookups carry whatever model name a gateway's client sent. So only writes admit a
+ * model (adapters report what engines really serve), up to `maxModelLabels` for the life of the
+ * process; lookups for a model no write has admitted are counted under `_other`, and so cannot
+ * crowd real models out of their labels.
  */
 export interface ModelLabelGuard {
   /**
-   * The label to report `model` under: the model itself if it is one of the first `maxModelLabels`
-   * distinct valid models seen (first come, first kept, for the life of the process), otherwise
-   * `_other`. A name the index would reject (empty, or longer than {@link MAX_NAME_LENGTH}) never
-   * takes a label of its own. Cost: one map look-up.
+   * Gives `model` a label of its own if there is room (first come, first kept) and returns the label
+   * to report it under. A name the index would reject (empty, or longer than {@link MAX_NAME_LENGTH})
+   * never takes a label of its own. Cost: one set look-up.
    */
+  admit(model: ModelId): string;
+
+  /** The label `model` is reported under, without admitting it: itself if admitted, else `_other`. */
   labelFor(model: ModelId): string;
 }
 
@@ -50,6 +54,10 @@ class BoundedModelLabelGuard implements ModelLabelGuard {
   }
 
   labelFor(model: ModelId): string {
+    return this.#admitted.has(model) ? model : OTHER_MODEL_LABEL;
+  }
+
+  admit(model: ModelId): string {
     if (this.#admitted.has(model)) return model;
     if (
       this.#admitted.size >= this.#maxModelLabels ||

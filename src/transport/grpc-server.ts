@@ -3,7 +3,11 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { createGrpcReflection } from "./grpc-reflection.js";
 import { createGrpcUnaryAdapter } from "./grpc-unary-adapter.js";
-import type { UnexpectedErrorHandler } from "./public-error.js";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  ignoreUnexpectedError,
+  type UnexpectedErrorHandler,
+} from "./public-error.js";
 import type { UnaryServiceImpl } from "./unary-service.js";
 
 /** Options for `createGrpcServer()`. */
@@ -36,8 +40,6 @@ export interface GrpcServerOptions<S extends GenService<GenServiceMethods>> {
   onUnexpectedError?: UnexpectedErrorHandler;
 }
 
-const defaultMaxMessageBytes = 4 * 1024 * 1024;
-
 /**
  * Creates a gRPC server (grpc-js, HTTP/2 without TLS) for `service`, with `grpc.health.v1.Health`
  * and server reflection (`v1` and `v1alpha`) alongside. It does not listen until `start()`.
@@ -47,8 +49,8 @@ const defaultMaxMessageBytes = 4 * 1024 * 1024;
 export function createGrpcServer<S extends GenService<GenServiceMethods>>(
   options: GrpcServerOptions<S>,
 ): GrpcServer {
-  const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
-  const onUnexpectedError = options.onUnexpectedError ?? ignoreError;
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const onUnexpectedError = options.onUnexpectedError ?? ignoreUnexpectedError;
   const server = new Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
@@ -151,5 +153,3 @@ export class GrpcServer {
     }
   }
 }
-
-function ignoreError(): void {}

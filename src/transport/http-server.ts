@@ -3,7 +3,12 @@ import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2
 import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createOpsEndpoints, type MetricsExposition, type Readiness } from "./ops-endpoints.js";
-import { toPublicError, type UnexpectedErrorHandler } from "./public-error.js";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  ignoreUnexpectedError,
+  toPublicError,
+  type UnexpectedErrorHandler,
+} from "./public-error.js";
 import type { UnaryServiceImpl } from "./unary-service.js";
 
 /** Options for `createHttpServer()`. */
@@ -41,8 +46,6 @@ export interface HttpServerOptions<S extends GenService<GenServiceMethods>> {
   onUnexpectedError?: UnexpectedErrorHandler;
 }
 
-const defaultMaxMessageBytes = 4 * 1024 * 1024;
-
 /**
  * Creates an HTTP/1.1 server (node:http) that serves `service` with the Connect protocol (JSON and
  * binary) and gRPC-web at `/<typeName>/<Method>`, plus operator endpoints: `GET /metrics`,
@@ -52,8 +55,8 @@ const defaultMaxMessageBytes = 4 * 1024 * 1024;
 export function createHttpServer<S extends GenService<GenServiceMethods>>(
   options: HttpServerOptions<S>,
 ): HttpServer {
-  const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
-  const onUnexpectedError = options.onUnexpectedError ?? ignoreError;
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const onUnexpectedError = options.onUnexpectedError ?? ignoreUnexpectedError;
   // connect-node would send a plain Error's message to the client with code `unknown`; this gives
   // it the same treatment as the gRPC server does.
   const hideUnexpectedErrors: Interceptor = (next) => async (request) => {
@@ -164,5 +167,3 @@ export class HttpServer {
     }
   };
 }
-
-function ignoreError(): void {}

@@ -7,6 +7,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
  */
 export type UnexpectedErrorHandler = (error: unknown, method: string) => void;
 
+/** The default {@link UnexpectedErrorHandler}: drops the error. */
+export function ignoreUnexpectedError(): void {}
+
+/** The default largest message either server receives or sends: 4 MiB, as gRPC's own default. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 /**
  * What a client is told when a handler fails unexpectedly. Deliberately generic: the thrown error's
  * message may hold internals, so it goes to `onUnexpectedError` instead.

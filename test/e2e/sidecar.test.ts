@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client, credentials, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   CacheEventType,
   CacheIndexService,
@@ -33,6 +34,26 @@ async function bufCurl(address: string, ...args: string[]): Promise<string> {
     { timeout: 20_000 },
   );
   return stdout;
+}
+
+/** grpc.health.v1.Health/Check for the whole server: "SERVING" or "NOT_SERVING". */
+function healthOf(address: string): Promise<string> {
+  const client = new Client(address, credentials.createInsecure());
+  const bytes = (b: Buffer) => b;
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      "/grpc.health.v1.Health/Check",
+      bytes,
+      bytes,
+      Buffer.alloc(0),
+      (error, response) => {
+        client.close();
+        if (error) reject(error);
+        // HealthCheckResponse { status = 1 }: 0x08 then the enum value.
+        else resolve(response?.[1] === 1 ? "SERVING" : "NOT_SERVING");
+      },
+    );
+  });
 }
 
 async function codeOf(call: Promise<unknown>): Promise<number> {
@@ -173,18 +194,40 @@ describe("the sidecar process", () => {
 });
 
 describe("the sidecar's lifecycle", () => {
-  it("drains on SIGTERM: health goes down, then it exits 0", async () => {
-    const sidecar = await startSidecar(["--shutdown-grace-seconds", "5"]);
+  it("drains on SIGTERM: not ready but still serving for the delay, then it exits 0", async () => {
+    const sidecar = await startSidecar(["--shutdown-delay-seconds", "1.5"]);
     const client = createGrpcClient(CacheIndexService, sidecar.grpcAddress);
     await client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 1) });
-    client.close();
-    const code = await sidecar.stop("SIGTERM");
-    expect(code).toBe(0);
-    const messages = sidecar.logs.map((line) => line.msg);
-    expect(messages).toContain("stopped");
-    expect(messages.indexOf("stopped")).toBeGreaterThan(
-      messages.findIndex((m) => String(m).startsWith("draining")),
+    expect(await healthOf(sidecar.grpcAddress)).toBe("SERVING");
+    const stopped = sidecar.stop("SIGTERM");
+    await vi.waitFor(
+      async () => expect((await fetch(`${sidecar.httpUrl}/readyz`)).status).toBe(503),
+      {
+        timeout: 1_000,
+        interval: 20,
+      },
     );
+    expect(await healthOf(sidecar.grpcAddress)).toBe("NOT_SERVING");
+    const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) });
+    expect(answer.hints.map((h) => h.replicaId)).toEqual(["pod-a"]);
+    client.close();
+    expect(await stopped).toBe(0);
+    expect(sidecar.logs.map((line) => line.msg)).toContain("stopped");
+  });
+
+  it("exits 1 and leaves nothing listening when a port cannot be bound", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const { port } = blocker.address() as { port: number };
+    try {
+      const result = await runSidecar([
+        ...["--grpc-address", "127.0.0.1:0", "--http-address", `127.0.0.1:${port}`],
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain("could not listen");
+    } finally {
+      blocker.close();
+    }
   });
 
   it("exits 0 on SIGINT too", async () => {
@@ -210,9 +253,9 @@ describe("the sidecar's lifecycle", () => {
     [["--grpc-address", "nowhere"], {}, "--grpc-address"],
     [[], { INFERENCECACHE_TTL_SECONDS: "soon" }, "INFERENCECACHE_TTL_SECONDS"],
     [["--no-such-flag"], {}, "--no-such-flag"],
-  ])("exits non-zero naming the setting for %j %j", async (args, env, setting) => {
+  ])("exits 2 naming the setting for %j %j", async (args, env, setting) => {
     const result = await runSidecar(args, env);
-    expect(result.code).not.toBe(0);
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain(setting);
   });
 

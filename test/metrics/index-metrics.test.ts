@@ -1,13 +1,18 @@
 import { register as globalRegistry, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createIndexMetrics, LOOKUP_LATENCY_BUCKETS } from "../../src/metrics/index-metrics.js";
-import { FakeCacheIndex } from "./fake-cache-index.js";
+import { FakeCacheIndex, publishOutcome, reportOutcome } from "./fake-cache-index.js";
 import { readSample } from "./read-metric.js";
 
 function setup(options: { maxModelLabels?: number } = {}) {
   const index = new FakeCacheIndex();
   const metrics = createIndexMetrics({ index, collectDefaultMetrics: false, ...options });
   return { index, metrics, registry: metrics.registry };
+}
+
+/** What an adapter's report that added entries for `model` does to the label guard. */
+function admitByReport(metrics: ReturnType<typeof setup>["metrics"], ...models: string[]) {
+  for (const model of models) metrics.recordReport(model, reportOutcome({ accepted: 1 }));
 }
 
 function sizeOf(entriesByModel: Record<string, number>, replicas = 1) {
@@ -48,9 +53,10 @@ describe("createIndexMetrics()", () => {
     expect(text).toMatch(/^inferencecache_index_entries\{model="llama-3-8b"\} 120$/m);
   });
 
-  it("counts lookups the service answers itself, such as NOT_READY", async () => {
+  it("counts lookups the service answers itself, such as NOT_READY, without a latency", async () => {
     const { metrics, registry } = setup();
-    metrics.recordLookup("llama-3-8b", "NOT_READY", false, 0.000_002);
+    admitByReport(metrics, "llama-3-8b");
+    metrics.recordLookup("llama-3-8b", "NOT_READY", false);
 
     expect(
       await readSample(registry, "inferencecache_lookup_route_calls_total", {
@@ -59,16 +65,17 @@ describe("createIndexMetrics()", () => {
         hint_used: "false",
       }),
     ).toBe(1);
-    expect(
-      await readSample(registry, "inferencecache_lookup_route_latency_seconds_bucket", {
-        model: "llama-3-8b",
-        le: 2.5e-6,
-      }),
-    ).toBe(1);
+    const latencySamples = await readSample(
+      registry,
+      "inferencecache_lookup_route_latency_seconds_count",
+      { model: "llama-3-8b" },
+    );
+    expect(latencySamples ?? 0).toBe(0);
   });
 
   it("keeps counting lookups across scrapes without counting any twice", async () => {
     const { metrics, registry } = setup();
+    admitByReport(metrics, "llama-3-8b");
     const prefixMatches = () =>
       readSample(registry, "inferencecache_lookup_route_calls_total", {
         model: "llama-3-8b",
@@ -86,8 +93,9 @@ describe("createIndexMetrics()", () => {
     );
   });
 
-  it("gives the first maxModelLabels models a label of their own and reports the rest as _other", async () => {
+  it("gives the first maxModelLabels models written a label of their own and reports the rest as _other", async () => {
     const { index, metrics, registry } = setup({ maxModelLabels: 2 });
+    admitByReport(metrics, "model-a", "model-b", "model-c");
     for (const model of ["model-a", "model-b", "model-c", "model-d", "model-a"]) {
       metrics.recordLookup(model, "NO_HINT", false, 0.00001);
     }
@@ -112,8 +120,32 @@ describe("createIndexMetrics()", () => {
     ).toBeUndefined();
   });
 
+  it("never lets lookups alone take a label, so made-up models cannot crowd out real ones", async () => {
+    const { index, metrics, registry } = setup({ maxModelLabels: 2 });
+    for (let i = 0; i < 50; i++) metrics.recordLookup(`typo-${i}`, "NO_HINT", false, 0.00001);
+    metrics.recordReport("llama-3-8b", reportOutcome({ dropped: { "hash-scheme-missing": 1 } }));
+    metrics.recordLookup("llama-3-8b", "NO_HINT", false, 0.00001);
+    metrics.recordPublish("llama-3-8b", publishOutcome({ applied: 1, addedPrefixes: 2 }));
+    metrics.recordLookup("llama-3-8b", "PREFIX_MATCH", true, 0.00001);
+    index.indexSize = sizeOf({ "llama-3-8b": 2 });
+
+    const calls = (model: string, reason_code: string, hint_used: string) =>
+      readSample(registry, "inferencecache_lookup_route_calls_total", {
+        model,
+        reason_code,
+        hint_used,
+      });
+    expect(await calls("_other", "NO_HINT", "false")).toBe(51);
+    expect(await calls("llama-3-8b", "PREFIX_MATCH", "true")).toBe(1);
+    expect(await calls("typo-0", "NO_HINT", "false")).toBeUndefined();
+    expect(
+      await readSample(registry, "inferencecache_index_entries", { model: "llama-3-8b" }),
+    ).toBe(2);
+  });
+
   it("never gives a label of its own to a model name the index would reject", async () => {
     const { metrics, registry } = setup({ maxModelLabels: 2 });
+    admitByReport(metrics, "", "x".repeat(10_000), "model-a");
     metrics.recordLookup("", "INVALID_REQUEST", false, 0.00001);
     metrics.recordLookup("x".repeat(10_000), "INVALID_REQUEST", false, 0.00001);
     metrics.recordLookup("model-a", "NO_HINT", false, 0.00001);
@@ -162,6 +194,7 @@ describe("createIndexMetrics()", () => {
 
   it("tells a lookup of a few microseconds from one of tens of microseconds", async () => {
     const { metrics, registry } = setup();
+    admitByReport(metrics, "llama-3-8b");
     metrics.recordLookup("llama-3-8b", "PREFIX_MATCH", true, 0.000_002);
     metrics.recordLookup("llama-3-8b", "PREFIX_MATCH", true, 0.000_02);
     metrics.recordLookup("llama-3-8b", "PREFIX_MATCH", true, 0.08);

@@ -22,6 +22,11 @@ function setup() {
   return { next, metrics, registry: metrics.registry, index };
 }
 
+/** Models get a label of their own once a write added entries for them. */
+function admit(metrics: ReturnType<typeof setup>["metrics"], ...models: string[]) {
+  for (const model of models) metrics.recordReport(model, reportOutcome({ accepted: 1 }));
+}
+
 const report: CacheReport = {
   tenant: "tenant-a",
   model: "llama-3-8b",
@@ -92,7 +97,8 @@ describe("createInstrumentedIndex()", () => {
   });
 
   it("counts lookups by model, reason code and whether a replica was hinted", async () => {
-    const { next, index, registry } = setup();
+    const { next, index, metrics, registry } = setup();
+    admit(metrics, "llama-3-8b", "mistral-7b");
     next.routeAnswer = routeAnswer("prefix-match", 2);
     index.lookup(routeQuery("llama-3-8b"));
     index.lookup(routeQuery("llama-3-8b"));
@@ -117,7 +123,8 @@ describe("createInstrumentedIndex()", () => {
   });
 
   it("observes each lookup's latency in seconds", async () => {
-    const { next, index, registry } = setup();
+    const { next, index, metrics, registry } = setup();
+    admit(metrics, "llama-3-8b");
     next.lookupMs = 0.003; // 3 µs
     index.lookup(routeQuery());
     next.lookupMs = 2; // 2 ms

@@ -36,7 +36,8 @@ export function runSidecar(
 
 /**
  * Starts the sidecar on loopback with ephemeral ports and resolves once it has logged its startup
- * line. The caller stops it (by its own PID) with `stop()`.
+ * line. The caller stops it (by its own PID) with `stop()`. Shutdown skips the drain delay unless
+ * `args` sets `--shutdown-delay-seconds` (a later flag wins).
  */
 export function startSidecar(
   args: readonly string[] = [],
@@ -44,7 +45,12 @@ export function startSidecar(
 ): Promise<SidecarProcess> {
   const child = spawn(
     process.execPath,
-    [MAIN_SCRIPT, "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", ...args],
+    [
+      MAIN_SCRIPT,
+      ...["--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"],
+      ...["--shutdown-delay-seconds", "0"],
+      ...args,
+    ],
     { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const logs: Record<string, unknown>[] = [];
