@@ -25,6 +25,12 @@ export interface CacheIndexOptions {
    * @default 4
    */
   defaultMaxHints?: number;
+  /**
+   * Most hints a lookup may ask for; a larger `max_hints` is clamped to it, so one request cannot
+   * make ranking or the response as large as the fleet.
+   * @default 64
+   */
+  maxHintsLimit?: number;
 }
 
 /** {@link CacheIndexOptions} with every default applied. */
@@ -34,9 +40,11 @@ export const DEFAULT_TTL_MS = 120_000;
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
 export const DEFAULT_MAX_CHAIN_LENGTH = 8192;
 export const DEFAULT_MAX_HINTS = 4;
+export const DEFAULT_MAX_HINTS_LIMIT = 64;
 
 /**
- * Applies defaults and repairs values that cannot work. A bad TTL must never crash the sidecar
+ * Applies defaults and repairs values that cannot work. Engines call it on their options too, so a
+ * caller that wants the warnings calls it first and passes the resolved options on. A bad TTL must never crash the sidecar
  * or make every entry expire at once, so it falls back to the default; the caller logs `warnings`.
  */
 export function resolveCacheIndexOptions(options: CacheIndexOptions): {
@@ -73,6 +81,12 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
         "defaultMaxHints",
         options.defaultMaxHints,
         DEFAULT_MAX_HINTS,
+        true,
+      ),
+      maxHintsLimit: positive(
+        "maxHintsLimit",
+        options.maxHintsLimit,
+        DEFAULT_MAX_HINTS_LIMIT,
         true,
       ),
     },

@@ -10,8 +10,9 @@ import {
   assertValidBatch,
   assertValidStats,
   assertValidWriteScope,
-  nameError,
+  nameProblem,
   prefixHashProblem,
+  problemError,
 } from "./request-validation.js";
 import {
   type CacheReport,
@@ -184,9 +185,9 @@ class MapCacheIndex implements CacheIndex {
 
   lookup(query: RouteQuery): RouteAnswer {
     const invalid =
-      nameError("tenant", query.tenant, true) ??
-      nameError("model", query.model, true) ??
-      nameError("hash_scheme", query.hashScheme, false);
+      nameProblem("tenant", query.tenant, true) ??
+      nameProblem("model", query.model, true) ??
+      nameProblem("hash_scheme", query.hashScheme, false);
     if (invalid) return noHint("invalid-request", invalid.field, 0, false, invalid.message);
     if (query.hashScheme === "") {
       return noHint("hash-scheme-missing", "", 0, false, "hash_scheme is required");
@@ -202,7 +203,7 @@ class MapCacheIndex implements CacheIndex {
       if (problem !== undefined) {
         const field = `prefix_hashes[${i}]`;
         const why = problem === "prefix-hash-empty" ? "empty" : "longer than 64 bytes";
-        return noHint("invalid-request", field, depth, truncated, `${field} is ${why}`);
+        return noHint("invalid-request", field, 0, truncated, `${field} is ${why}`);
       }
     }
 
@@ -212,7 +213,7 @@ class MapCacheIndex implements CacheIndex {
       const present = scope === undefined ? [] : [...scope.schemes.keys()].sort();
       const detail =
         present.length === 0
-          ? "nothing is known for this tenant and model"
+          ? "no entries for this tenant and model"
           : `no entries under this hash_scheme; schemes present: ${present.join(", ")}`;
       return noHint("no-hint", "", depth, truncated, detail);
     }
@@ -258,7 +259,10 @@ class MapCacheIndex implements CacheIndex {
     }
 
     if (runs.length === 0) return noHint("no-hint", "", depth, truncated, "");
-    const limit = query.maxHints > 0 ? query.maxHints : this.#options.defaultMaxHints;
+    const limit =
+      query.maxHints === 0
+        ? this.#options.defaultMaxHints
+        : Math.min(query.maxHints, this.#options.maxHintsLimit);
     const best: Run[] = [];
     for (const run of runs) {
       run.freshness = freshnessAt(now - run.oldestConfirmedAt, this.#options.ttlMs);
@@ -285,8 +289,8 @@ class MapCacheIndex implements CacheIndex {
 
   describe(query: ScopeQuery): ScopeState {
     const invalid =
-      nameError("tenant", query.tenant, true) ?? nameError("model", query.model, true);
-    if (invalid) throw invalid;
+      nameProblem("tenant", query.tenant, true) ?? nameProblem("model", query.model, true);
+    if (invalid) throw problemError(invalid);
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     if (scope === undefined) return { replicas: [], totalEntries: 0, hashSchemes: [] };
     const only = query.hashScheme === undefined ? undefined : scope.schemes.get(query.hashScheme);
@@ -331,6 +335,9 @@ class MapCacheIndex implements CacheIndex {
       this.#quietest.lastSeenAt < liveSince &&
       this.#quietest.holdings.size === 0
     ) {
+      if (expiredEntries + removedReplicas >= budget) {
+        return { expiredEntries, removedReplicas, done: false };
+      }
       this.#removeReplica(this.#quietest);
       removedReplicas++;
     }
@@ -364,6 +371,8 @@ class MapCacheIndex implements CacheIndex {
       return 0;
     }
     let accepted = 0;
+    // Created with the first accepted prefix, so that a write of bad hashes leaves no empty table.
+    let table: SchemeTable | undefined;
     // Deepest first, so that among entries confirmed at the same instant the cap evicts a chain's
     // tail before its head: an engine can reuse a head without its tail, never the reverse.
     for (let i = prefixes.length - 1; i >= 0; i--) {
@@ -374,7 +383,7 @@ class MapCacheIndex implements CacheIndex {
         continue;
       }
       accepted++;
-      const table = this.#tableFor(replica.scope, scheme);
+      table ??= this.#tableFor(replica.scope, scheme);
       const key = prefixKey(prefix.prefixHash);
       let holders = table.prefixes.get(key);
       if (holders === undefined) {
@@ -389,8 +398,11 @@ class MapCacheIndex implements CacheIndex {
         continue;
       }
       while (this.#entries >= this.#options.maxEntries && this.#oldest !== undefined) {
+        // An entry already past its TTL leaves for that reason, whether or not the sweeper got to
+        // it yet: counting it as cap pressure would mislead whoever sizes the cap.
+        if (this.#oldest.confirmedAt < now - this.#options.ttlMs) evicted.ttl++;
+        else evicted.cap++;
         this.#unlinkHolder(this.#oldest);
-        evicted.cap++;
       }
       const holder: Holder = {
         replica,

@@ -8,22 +8,28 @@ import {
   type ReplicaStats,
 } from "./types.js";
 
+/** What is wrong with one field, and a message that says what to fix. */
+export interface FieldProblem {
+  readonly field: string;
+  readonly message: string;
+}
+
 /**
- * Checks a required name (tenant, model, replica id): the message of a failure says what to fix.
- * Returns the error rather than throwing, so lookups can turn it into an answer.
+ * Checks a name (tenant, model, replica id, scheme label). Returns the problem as a value, so a
+ * lookup answers it without building an error; writes throw it with {@link problemError}.
  */
-export function nameError(field: string, value: string, required: boolean): IndexError | undefined {
-  if (required && value.length === 0) {
-    return new IndexError("invalid-argument", field, `${field} is required`);
-  }
+export function nameProblem(field: string, value: string, required: boolean): FieldProblem | undefined {
+  if (required && value.length === 0) return { field, message: `${field} is required` };
   if (value.length > MAX_NAME_LENGTH) {
-    return new IndexError(
-      "invalid-argument",
-      field,
-      `${field} is ${value.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`,
-    );
+    const message = `${field} is ${value.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`;
+    return { field, message };
   }
   return undefined;
+}
+
+/** The error a write throws for `problem`. */
+export function problemError(problem: FieldProblem): IndexError {
+  return new IndexError("invalid-argument", problem.field, problem.message);
 }
 
 /** Why a prefix hash is unusable, or undefined when it is fine. */
@@ -66,12 +72,12 @@ export function assertValidWriteScope(write: {
   readonly replicaId: string;
   readonly hashScheme: string;
 }): void {
-  const error =
-    nameError("tenant", write.tenant, true) ??
-    nameError("model", write.model, true) ??
-    nameError("replica_id", write.replicaId, true) ??
-    nameError("hash_scheme", write.hashScheme, false);
-  if (error) throw error;
+  const problem =
+    nameProblem("tenant", write.tenant, true) ??
+    nameProblem("model", write.model, true) ??
+    nameProblem("replica_id", write.replicaId, true) ??
+    nameProblem("hash_scheme", write.hashScheme, false);
+  if (problem) throw problemError(problem);
 }
 
 /** Throws for a batch whose scope or any event's stats are invalid, before anything is applied. */

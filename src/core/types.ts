@@ -55,7 +55,10 @@ export const DROP_REASONS: readonly DropReason[] = [
 /** Items dropped, by reason. */
 export type DropCounts = Record<DropReason, number>;
 
-/** Why holder entries left the index. `ttl` is only ever counted by a sweep. */
+/**
+ * Why holder entries left the index. `ttl` is counted by sweeps, and by writes when the cap pushes
+ * out entries that had already expired.
+ */
 export type EvictionReason = "ttl" | "cap" | "event" | "cleared";
 
 /** Holder entries removed, by reason. */
@@ -77,7 +80,7 @@ export interface ReportOutcome {
   /** Prefixes added or refreshed. */
   readonly accepted: number;
   readonly dropped: DropCounts;
-  /** Entries of any scope evicted to stay within the cap. */
+  /** Entries of any scope pushed out to stay within the cap (`cap`, or `ttl` if already expired). */
   readonly evicted: EvictionCounts;
 }
 

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CacheIndex } from "../../src/core/cache-index.js";
 import type { Clock } from "../../src/core/clock.js";
@@ -12,6 +13,7 @@ import type {
 } from "../../src/core/types.js";
 import { chainOf, hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
+import { ReferenceIndex } from "./reference-index.js";
 
 /** The options every engine's factory accepts in the contract suite. */
 export interface ContractIndexOptions {
@@ -20,6 +22,7 @@ export interface ContractIndexOptions {
   maxEntries?: number;
   maxChainLength?: number;
   defaultMaxHints?: number;
+  maxHintsLimit?: number;
 }
 
 const TTL = 120_000;
@@ -181,6 +184,12 @@ export function describeCacheIndexContract(
         expect(index.size().entries).toBe(2);
       });
 
+      it("leaves no trace of a scheme when every prefix reported under it was dropped", () => {
+        index.report(report({ prefixes: [{ prefixHash: new Uint8Array(0), tokenCount: 16 }] }));
+        expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).hashSchemes).toEqual([]);
+        expect(index.lookup(query()).detail).toBe("no entries for this tenant and model");
+      });
+
       it("keeps a prefix whose caller later reuses the array it reported", () => {
         const hash = hashOf(1);
         index.report(report({ prefixes: [{ prefixHash: hash, tokenCount: 16 }] }));
@@ -257,6 +266,13 @@ export function describeCacheIndexContract(
         expect(ids(index, { prefixHashes: chainOf(1, 2) })).toEqual(["pod-b"]);
       });
 
+      it("counts silent replicas it removes against the same budget", () => {
+        for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name, prefixes: [] }));
+        clock.advance(TTL + 1);
+        expect(index.sweep(2)).toEqual({ expiredEntries: 0, removedReplicas: 2, done: false });
+        expect(index.sweep(2)).toEqual({ expiredEntries: 0, removedReplicas: 1, done: true });
+      });
+
       it("sweeps at most its budget per step and says when it stopped early", () => {
         index.report(report());
         clock.advance(TTL + 1);
@@ -309,6 +325,15 @@ export function describeCacheIndexContract(
         expect(index.size().entries).toBe(4);
         expect(index.lookup(query({ tenant: "old" })).hints[0]?.matchedBlocks).toBe(3);
         expect(ids(index, { tenant: "new", prefixHashes: chainOf(1, 1) })).toEqual(["pod-a"]);
+      });
+
+      it("counts entries it pushes out that had already expired as ttl, not cap", () => {
+        index.report(report({ prefixes: entries(chainOf(1, 4)) }));
+        clock.advance(TTL + 1);
+        const outcome = index.report(
+          report({ replicaId: "pod-b", prefixes: entries(chainOf(1, 1)) }),
+        );
+        expect(outcome.evicted).toMatchObject({ ttl: 1, cap: 0 });
       });
 
       it("evicts the deepest blocks of a chain first among entries confirmed together", () => {
@@ -427,6 +452,12 @@ export function describeCacheIndexContract(
         expect(ids(index)).toEqual(["a", "b"]);
         expect(ids(index, { maxHints: 1 })).toEqual(["a"]);
         expect(ids(index, { maxHints: 3 })).toEqual(["a", "b", "c"]);
+      });
+
+      it("clamps max_hints to the index's limit", () => {
+        index = factory({ clock, ttlMs: TTL, maxHintsLimit: 2 });
+        for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name }));
+        expect(ids(index, { maxHints: 4_294_967_295 })).toEqual(["a", "b"]);
       });
 
       it("evaluates the head of a chain longer than the maximum and flags it", () => {
@@ -624,6 +655,140 @@ export function describeCacheIndexContract(
         ]);
         expect(size.replicas).toBe(3);
       });
+    });
+
+    describe("against a reference model", () => {
+      const TENANTS = ["t1", "t2"];
+      const MODELS = ["m1", "m2"];
+      const SCHEMES = ["s1", "s2"];
+      const REPLICAS = ["a", "b", "c"];
+      const name = (names: string[]) => fc.constantFrom(...names);
+      const prefixList = fc.array(fc.nat(5), { minLength: 1, maxLength: 5 });
+      type Operation =
+        | { op: "advance"; ms: number }
+        | { op: "sweep"; budget: number }
+        | { op: "cleared" | "updated"; tenant: string; model: string; replica: string }
+        | {
+            op: "report" | "added" | "evicted";
+            tenant: string;
+            model: string;
+            scheme: string;
+            replica: string;
+            prefixes: number[];
+          };
+      const operation: fc.Arbitrary<Operation> = fc.oneof(
+        fc.record({ op: fc.constant("advance" as const), ms: fc.nat(30) }),
+        fc.record({
+          op: fc.constantFrom("report" as const, "added" as const, "evicted" as const),
+          tenant: name(TENANTS),
+          model: name(MODELS),
+          scheme: fc.oneof(name(SCHEMES), fc.constant("")),
+          replica: name(REPLICAS),
+          prefixes: prefixList,
+        }),
+        fc.record({
+          op: fc.constantFrom("cleared" as const, "updated" as const),
+          tenant: name(TENANTS),
+          model: name(MODELS),
+          replica: name(REPLICAS),
+        }),
+        fc.record({ op: fc.constant("sweep" as const), budget: fc.integer({ min: 1, max: 6 }) }),
+      );
+
+      it("agrees on matches, counts, sweeps and cap evictions under random operations", () => {
+        fc.assert(
+          fc.property(
+            fc.array(operation, { maxLength: 120 }),
+            fc.constantFrom(1, 3, 12, 1_000),
+            (operations, maxEntries) => {
+              const clock = new ManualClock();
+              const index = factory({ clock, ttlMs: 50, maxEntries });
+              const model = new ReferenceIndex(50, maxEntries);
+              for (const o of operations) {
+                const now = clock.now();
+                if (o.op === "advance") clock.advance(o.ms);
+                else if (o.op === "sweep") {
+                  expect(index.sweep(o.budget).expiredEntries).toBe(model.sweep(o.budget, now));
+                } else if (!("prefixes" in o)) {
+                  const type = o.op === "cleared" ? "all-cleared" : "replica-updated";
+                  index.publish(
+                    batch([{ type }], { tenant: o.tenant, model: o.model, replicaId: o.replica }),
+                  );
+                  if (o.op === "cleared") {
+                    model.remove(
+                      ([t, m, , , r]) => t === o.tenant && m === o.model && r === o.replica,
+                    );
+                  }
+                } else {
+                  const prefixes = o.prefixes.map((n) => ({ n, tokenCount: (n + 1) * 16 }));
+                  const wire = prefixes.map((p) => ({
+                    prefixHash: hashOf(p.n),
+                    tokenCount: p.tokenCount,
+                  }));
+                  const scope = {
+                    tenant: o.tenant,
+                    model: o.model,
+                    replicaId: o.replica,
+                    hashScheme: o.scheme,
+                  };
+                  if (o.op === "report") index.report(report({ ...scope, prefixes: wire }));
+                  else {
+                    const type = o.op === "added" ? "prefix-added" : "prefix-evicted";
+                    index.publish(batch([{ type, prefixes: wire }], scope));
+                  }
+                  if (o.op !== "evicted" && o.scheme !== "") {
+                    model.add([o.tenant, o.model, o.scheme], o.replica, prefixes, now);
+                  } else if (o.op === "evicted") {
+                    const gone = new Set(o.prefixes.map(String));
+                    model.remove(
+                      ([t, m, sc, n, r]) =>
+                        t === o.tenant &&
+                        m === o.model &&
+                        r === o.replica &&
+                        (o.scheme === "" || sc === o.scheme) &&
+                        gone.has(n as string),
+                    );
+                  }
+                }
+                expectSameState(index, model, clock.now());
+              }
+            },
+          ),
+          { numRuns: 60 },
+        );
+      });
+
+      function expectSameState(index: CacheIndex, model: ReferenceIndex, now: number): void {
+        expect(index.size().entries).toBe(model.entries.size);
+        for (const tenant of TENANTS) {
+          for (const m of MODELS) {
+            const state = index.describe({ tenant, model: m });
+            expect(state.totalEntries).toBe(model.count(tenant, m));
+            for (const replica of state.replicas) {
+              expect(replica.prefixCount).toBe(model.count(tenant, m, "*", "*", replica.replicaId));
+            }
+            for (const scheme of SCHEMES) {
+              const scoped = index.describe({ tenant, model: m, hashScheme: scheme });
+              expect(scoped.totalEntries).toBe(model.count(tenant, m, scheme));
+              const answer = index.lookup(
+                query({
+                  tenant,
+                  model: m,
+                  hashScheme: scheme,
+                  prefixHashes: chainOf(0, 4),
+                  maxHints: 10,
+                }),
+              );
+              const got = answer.hints.map(
+                (h) => `${h.replicaId}:${h.matchedBlocks}:${h.matchedTokens}`,
+              );
+              expect(got.sort()).toEqual(
+                model.matches([tenant, m, scheme], REPLICAS, [0, 1, 2, 3], now),
+              );
+            }
+          }
+        }
+      }
     });
   });
 }
