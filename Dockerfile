@@ -8,7 +8,7 @@ COPY tsconfig.json tsconfig.base.json ./
 COPY gen ./gen
 COPY src ./src
 COPY bench ./bench
-RUN npx tsc -p tsconfig.json
+RUN npx tsc -p tsconfig.json && rm -rf dist/bench
 
 # Runtime stage: production dependencies and the compiled output only, as a non-root user.
 FROM node:20-slim

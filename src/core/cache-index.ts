@@ -42,8 +42,8 @@ export interface CacheIndex {
 
   /**
    * Ranks replicas by the run of leading blocks they hold. Pure: no side effects, never throws for
-   * content problems. Cost: O(sum over evaluated depths of the holders still matching) plus
-   * O(h log h) to rank h matching replicas.
+   * content problems. Cost: O(sum over evaluated depths of the replicas still matching) plus
+   * O(h x k) to pick the best k of the h replicas holding the head (k = max_hints, clamped).
    */
   lookup(query: RouteQuery): RouteAnswer;
 
@@ -51,11 +51,11 @@ export interface CacheIndex {
   describe(query: ScopeQuery): ScopeState;
 
   /**
-   * Removes up to `budget` expired entries (oldest first), then replicas silent past the TTL that
-   * hold nothing, and scopes left empty. Cost: O(budget).
+   * Removes expired entries (oldest first), then replicas silent past the TTL that hold nothing,
+   * and scopes left empty: `budget` removals at most. Cost: O(budget).
    */
   sweep(budget: number): SweepOutcome;
 
-  /** Index-wide sizes. Cost: O(models). */
+  /** Index-wide sizes. Cost: O(tenants x models x schemes): for scrapes, not for every request. */
   size(): IndexSize;
 }

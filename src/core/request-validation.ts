@@ -18,7 +18,11 @@ export interface FieldProblem {
  * Checks a name (tenant, model, replica id, scheme label). Returns the problem as a value, so a
  * lookup answers it without building an error; writes throw it with {@link problemError}.
  */
-export function nameProblem(field: string, value: string, required: boolean): FieldProblem | undefined {
+export function nameProblem(
+  field: string,
+  value: string,
+  required: boolean,
+): FieldProblem | undefined {
   if (required && value.length === 0) return { field, message: `${field} is required` };
   if (value.length > MAX_NAME_LENGTH) {
     const message = `${field} is ${value.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`;

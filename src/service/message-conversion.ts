@@ -4,7 +4,6 @@ import {
   type DropCount,
   DropCountSchema,
   DropReason,
-  type PrefixEntry as PrefixEntryMessage,
   type PublishEventRequest,
   ReasonCode,
   type ReplicaStats as ReplicaStatsMessage,
@@ -18,7 +17,6 @@ import {
   DROP_REASONS,
   type DropCounts,
   type EventBatch,
-  type PrefixEntry,
   type ReplicaStats,
   type RouteReason,
 } from "../core/types.js";
@@ -42,10 +40,6 @@ export const ROUTE_REASON_TO_PROTO: Record<RouteReason, ReasonCode> = {
   "hash-scheme-missing": ReasonCode.HASH_SCHEME_MISSING,
   "invalid-request": ReasonCode.INVALID_REQUEST,
 };
-
-function prefixesFromProto(prefixes: readonly PrefixEntryMessage[]): PrefixEntry[] {
-  return prefixes.map((p) => ({ prefixHash: p.prefixHash, tokenCount: p.tokenCount }));
-}
 
 /** Core stats from a message; `replica_id` inside stats is dropped: the request's wins. */
 export function statsFromProto(stats: ReplicaStatsMessage | undefined): ReplicaStats | undefined {
@@ -72,7 +66,8 @@ export function reportFromProto(request: ReportCacheStateRequest): CacheReport {
     model: request.model,
     replicaId: request.replicaId,
     hashScheme: request.hashScheme,
-    prefixes: prefixesFromProto(request.prefixes),
+    // A PrefixEntry message already has the core's shape: passed through, not copied.
+    prefixes: request.prefixes,
     stats: statsFromProto(request.stats),
   };
 }
@@ -81,9 +76,9 @@ function eventFromProto(event: PublishEventRequest["events"][number]): CacheEven
   const stats = statsFromProto(event.stats);
   switch (event.type) {
     case CacheEventType.PREFIX_ADDED:
-      return { type: "prefix-added", prefixes: prefixesFromProto(event.prefixes), stats };
+      return { type: "prefix-added", prefixes: event.prefixes, stats };
     case CacheEventType.PREFIX_EVICTED:
-      return { type: "prefix-evicted", prefixes: prefixesFromProto(event.prefixes), stats };
+      return { type: "prefix-evicted", prefixes: event.prefixes, stats };
     case CacheEventType.REPLICA_UPDATED:
       return { type: "replica-updated", stats };
     case CacheEventType.ALL_CLEARED:

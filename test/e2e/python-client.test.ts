@@ -6,7 +6,7 @@ import { type SidecarProcess, startSidecar } from "../support/sidecar-process.js
 
 const CLIENT = fileURLToPath(new URL("python/grpcio_client.py", import.meta.url));
 
-// Debian's python3-grpcio, installed by .ci/run: an HTTP/2 and gRPC stack that shares no code
+// Debian's python3-grpcio, installed by `make test` (system-deps): an HTTP/2 and gRPC stack that shares no code
 // with the server, talking to it with protobuf encoded by hand.
 describe("an independent client (python3-grpcio)", () => {
   let sidecar: SidecarProcess;

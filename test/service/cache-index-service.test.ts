@@ -96,6 +96,23 @@ describe("createCacheIndexService()", () => {
     expect(answer.hints[0]?.stats?.replicaId).toBe("pod-a");
   });
 
+  it("stores REPLICA_UPDATED stats under the request's replica_id too", async () => {
+    await client.publishEvent({
+      ...scope,
+      replicaId: "pod-a",
+      events: [
+        {
+          type: CacheEventType.REPLICA_UPDATED,
+          stats: { replicaId: "pod-IMPOSTOR", activeRequests: 7, kvCacheUsage: 0.9 },
+        },
+      ],
+    });
+    const state = await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(
+      state.replicas.map((r) => [r.replicaId, r.stats?.replicaId, r.stats?.activeRequests]),
+    ).toEqual([["pod-a", "pod-a", 7]]);
+  });
+
   it("drops and counts prefixes without a hash_scheme and still applies the stats", async () => {
     const reported = await client.reportCacheState({
       ...scope,
@@ -236,7 +253,11 @@ describe("createCacheIndexService()", () => {
     const failures: unknown[] = [];
     const broken = createCacheIndexService({
       index: {
-        ...index,
+        report: (r) => index.report(r),
+        publish: (b) => index.publish(b),
+        describe: (q) => index.describe(q),
+        sweep: (n) => index.sweep(n),
+        size: () => index.size(),
         lookup: () => {
           throw new Error("boom");
         },

@@ -383,7 +383,7 @@ export type LookupRouteRequest = Message<"inferencecache.v1.LookupRouteRequest">
   candidateReplicaIds: string[];
 
   /**
-   * Most hints to return; 0 means the server's default. Capped by the server's maximum.
+   * Most hints to return; 0 means the server's default (4). Larger values are clamped to 64.
    *
    * @generated from field: uint32 max_hints = 6;
    */
@@ -489,7 +489,8 @@ export type LookupRouteResponse = Message<"inferencecache.v1.LookupRouteResponse
   chainTruncated: boolean;
 
   /**
-   * Blocks of the chain that were evaluated.
+   * Blocks of the chain the lookup considered: its length, or the server's maximum when truncated;
+   * 0 when the request was answered INVALID_REQUEST or HASH_SCHEME_MISSING.
    *
    * @generated from field: uint32 evaluated_blocks = 5;
    */
