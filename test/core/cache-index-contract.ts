@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CacheIndex } from "../../src/core/cache-index.js";
-import type { Clock } from "../../src/core/clock.js";
+import type { CacheIndexOptions } from "../../src/core/cache-index-options.js";
 import { IndexError } from "../../src/core/index-error.js";
 import type {
   CacheEvent,
@@ -14,16 +14,6 @@ import type {
 import { chainOf, hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { ReferenceIndex } from "./reference-index.js";
-
-/** The options every engine's factory accepts in the contract suite. */
-export interface ContractIndexOptions {
-  clock: Clock;
-  ttlMs?: number;
-  maxEntries?: number;
-  maxChainLength?: number;
-  defaultMaxHints?: number;
-  maxHintsLimit?: number;
-}
 
 const TTL = 120_000;
 const SCHEME = "vllm-sha256_cbor-bs16";
@@ -92,7 +82,7 @@ function thrownBy(fn: () => unknown): IndexError {
  */
 export function describeCacheIndexContract(
   engine: string,
-  factory: (options: ContractIndexOptions) => CacheIndex,
+  factory: (options: CacheIndexOptions) => CacheIndex,
 ): void {
   describe(`${engine}: the CacheIndex contract`, () => {
     let clock: ManualClock;
