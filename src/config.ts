@@ -28,11 +28,11 @@ export interface Config {
   /** Where the HTTP server (Connect, gRPC-Web, health, metrics) listens. Port 0 picks a free port. @default 127.0.0.1:8080 */
   readonly httpAddress: Address;
   /**
-   * How long a reported prefix stays live without being confirmed. Passed through as given: the
-   * index replaces zero or a negative number with its own default and warns. @default 120
+   * How long a reported prefix stays live without being confirmed. Zero or a negative value falls
+   * back to the default, with a warning naming the setting. @default 120
    */
   readonly ttlSeconds: number;
-  /** How often expired entries are swept. Passed through like `ttlSeconds`. @default 5 */
+  /** How often expired entries are swept. Zero or less falls back like `ttlSeconds`. @default 5 */
   readonly sweepIntervalSeconds: number;
   /** The most holder entries the index keeps before evicting the least recently confirmed. @default 1000000 */
   readonly maxEntries: number;
@@ -76,6 +76,11 @@ interface Setting<K extends keyof Config> {
   readonly placeholder: string;
   readonly description: string;
   readonly kind: ValueKind<Config[K]>;
+  /**
+   * Zero or a negative value is not an error but falls back to the default with a warning that
+   * names the setting as the user wrote it (a bad TTL must not stop the sidecar from starting).
+   */
+  readonly defaultUnlessPositive?: true;
 }
 
 const ENV_PREFIX = "INFERENCECACHE_";
@@ -108,6 +113,7 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     description:
       "How long a reported prefix stays live unless confirmed again. Zero or less: the default, with a warning.",
     kind: seconds,
+    defaultUnlessPositive: true,
   },
   sweepIntervalSeconds: {
     flag: "--sweep-interval-seconds",
@@ -115,6 +121,7 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     placeholder: "<seconds>",
     description: "How often expired entries are swept. Zero or less: the default, with a warning.",
     kind: seconds,
+    defaultUnlessPositive: true,
   },
   maxEntries: {
     flag: "--max-entries",
@@ -202,6 +209,7 @@ export function parseConfig(
   if ("error" in flags) return flags;
 
   const config: { -readonly [K in keyof Config]: Config[K] } = { ...DEFAULT_CONFIG };
+  const warnings: string[] = [];
   for (const key of KEYS) {
     const { flag, env: envName } = SETTINGS[key];
     const flagValue = flags.values.get(key);
@@ -215,11 +223,21 @@ export function parseConfig(
     if (source === undefined) continue;
     const error = assign(config, key, SETTINGS[key], source.name, source.raw);
     if (error !== undefined) return { error };
+    const value = config[key];
+    if (SETTINGS[key].defaultUnlessPositive && typeof value === "number" && value <= 0) {
+      const fallback = String(DEFAULT_CONFIG[key]);
+      warnings.push(
+        `${source.name} must be positive, got ${source.raw}; using the default ${fallback}`,
+      );
+      Object.assign(config, { [key]: DEFAULT_CONFIG[key] });
+    }
   }
 
-  const warnings = Object.keys(env)
-    .filter((name) => name.startsWith(ENV_PREFIX) && !KNOWN_ENV.has(name))
-    .map((name) => `unknown environment variable ${name} is ignored; see --help`);
+  for (const name of Object.keys(env)) {
+    if (name.startsWith(ENV_PREFIX) && !KNOWN_ENV.has(name)) {
+      warnings.push(`unknown environment variable ${name} is ignored; see --help`);
+    }
+  }
   return { config, warnings };
 }
 

@@ -152,15 +152,40 @@ describe("parseConfig()", () => {
   });
 
   it.each<[string, number]>([
-    ["0", 0],
-    ["-1", -1],
-    ["-30.5", -30.5],
     ["1e3", 1000],
     [".25", 0.25],
     ["+7", 7],
-  ])("passes the ttl %s through as %d", (raw, expected) => {
+  ])("reads the ttl %s as %d", (raw, expected) => {
     expect(configOf(parseConfig(["--ttl-seconds", raw], {})).ttlSeconds).toBe(expected);
   });
+
+  it.each<[string, string[], Env, string]>([
+    [
+      "0",
+      ["--ttl-seconds", "0"],
+      {},
+      "--ttl-seconds must be positive, got 0; using the default 120",
+    ],
+    [
+      "-30.5",
+      ["--ttl-seconds=-30.5"],
+      {},
+      "--ttl-seconds must be positive, got -30.5; using the default 120",
+    ],
+    [
+      "-1",
+      [],
+      { INFERENCECACHE_SWEEP_INTERVAL_SECONDS: "-1" },
+      "INFERENCECACHE_SWEEP_INTERVAL_SECONDS must be positive, got -1; using the default 5",
+    ],
+  ])(
+    "falls back to the default for %s, warning with the setting's name",
+    (_raw, argv, env, warning) => {
+      const result = parseConfig(argv, env);
+      expect(configOf(result)).toMatchObject({ ttlSeconds: 120, sweepIntervalSeconds: 5 });
+      expect(warningsOf(result)).toEqual([warning]);
+    },
+  );
 
   it.each<[string, string[], Env, string]>([
     [
@@ -322,7 +347,9 @@ describe("parseConfig()", () => {
   });
 
   it("reads a negative number after a flag as its value, not as a flag", () => {
-    expect(configOf(parseConfig(["--ttl-seconds", "-5"], {})).ttlSeconds).toBe(-5);
+    expect(warningsOf(parseConfig(["--ttl-seconds", "-5"], {}))).toEqual([
+      "--ttl-seconds must be positive, got -5; using the default 120",
+    ]);
   });
 
   it("warns about unknown INFERENCECACHE_ variables and ignores other variables", () => {
