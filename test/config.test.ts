@@ -356,7 +356,7 @@ describe("parseConfig()", () => {
     const result = parseConfig([], {
       INFERENCECACHE_TTL: "30",
       INFERENCECACHE_TTL_SECONDS: "30",
-      HOME: "/root",
+      HOME: "/home/operator",
     });
     expect(configOf(result).ttlSeconds).toBe(30);
     expect(warningsOf(result)).toEqual([
