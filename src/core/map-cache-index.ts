@@ -84,7 +84,6 @@ interface Holder {
 
 /** One replica's run while a lookup walks the chain. */
 interface Run {
-  readonly replica: ReplicaRecord;
   readonly replicaId: ReplicaId;
   readonly stats: ReplicaStats | undefined;
   blocks: number;
@@ -229,7 +228,6 @@ class MapCacheIndex implements CacheIndex {
         if (holder.confirmedAt < liveSince) continue;
         if (candidates !== undefined && !candidates.has(holder.replica.id)) continue;
         runs.push({
-          replica: holder.replica,
           replicaId: holder.replica.id,
           stats: holder.replica.stats,
           blocks: 1,
@@ -248,7 +246,7 @@ class MapCacheIndex implements CacheIndex {
       if (holders === undefined) break;
       let kept = 0;
       for (const run of active) {
-        const holder = holders.get(run.replica.id);
+        const holder = holders.get(run.replicaId);
         if (holder === undefined || holder.confirmedAt < liveSince) continue;
         run.blocks++;
         run.tokens = holder.tokenCount;
@@ -293,22 +291,19 @@ class MapCacheIndex implements CacheIndex {
     if (invalid) throw problemError(invalid);
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     if (scope === undefined) return { replicas: [], totalEntries: 0, hashSchemes: [] };
-    const only = query.hashScheme === undefined ? undefined : scope.schemes.get(query.hashScheme);
+    const { hashScheme } = query;
     const tables =
-      query.hashScheme === undefined
+      hashScheme === undefined
         ? [...scope.schemes.values()]
-        : only === undefined
-          ? []
-          : [only];
+        : [scope.schemes.get(hashScheme)].filter((table) => table !== undefined);
+    const prefixCount = (replica: ReplicaRecord) =>
+      hashScheme === undefined
+        ? replica.holdings.size
+        : tables.reduce((sum, table) => sum + (replica.holdingsByScheme.get(table) ?? 0), 0);
     const replicas = [...scope.replicas.values()].map((replica) => ({
       replicaId: replica.id,
       stats: replica.stats,
-      prefixCount:
-        query.hashScheme === undefined
-          ? replica.holdings.size
-          : only === undefined
-            ? 0
-            : (replica.holdingsByScheme.get(only) ?? 0),
+      prefixCount: prefixCount(replica),
       lastSeenAt: replica.lastSeenAt,
     }));
     replicas.sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
@@ -421,6 +416,7 @@ class MapCacheIndex implements CacheIndex {
       replica.holdings.add(holder);
       replica.holdingsByScheme.set(table, (replica.holdingsByScheme.get(table) ?? 0) + 1);
       this.#appendNewest(holder);
+      this.#entries++;
     }
     return accepted;
   }
@@ -542,14 +538,12 @@ class MapCacheIndex implements CacheIndex {
     if (this.#newest === undefined) this.#oldest = holder;
     else this.#newest.newer = holder;
     this.#newest = holder;
-    this.#entries++;
   }
 
   #moveToNewest(holder: Holder): void {
     if (this.#newest === holder) return;
     this.#detachHolder(holder);
     this.#appendNewest(holder);
-    this.#entries--; // #appendNewest counted it again
   }
 
   #detachHolder(holder: Holder): void {

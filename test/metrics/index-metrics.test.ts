@@ -2,7 +2,7 @@ import { register as globalRegistry, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createIndexMetrics, LOOKUP_LATENCY_BUCKETS } from "../../src/metrics/index-metrics.js";
 import { FakeCacheIndex, publishOutcome, reportOutcome } from "./fake-cache-index.js";
-import { readSample } from "./read-metric.js";
+import { readLookupCalls, readSample } from "./read-metric.js";
 
 function setup(options: { maxModelLabels?: number } = {}) {
   const index = new FakeCacheIndex();
@@ -101,12 +101,7 @@ describe("createIndexMetrics()", () => {
     }
     index.indexSize = sizeOf({ "model-b": 5, "model-c": 7, "model-e": 1 });
 
-    const calls = (model: string) =>
-      readSample(registry, "inferencecache_lookup_route_calls_total", {
-        model,
-        reason_code: "NO_HINT",
-        hint_used: "false",
-      });
+    const calls = (model: string) => readLookupCalls(registry, model, "NO_HINT", "false");
     expect(await calls("model-a")).toBe(2);
     expect(await calls("model-b")).toBe(1);
     expect(await calls("_other")).toBe(2);
@@ -129,12 +124,8 @@ describe("createIndexMetrics()", () => {
     metrics.recordLookup("llama-3-8b", "PREFIX_MATCH", true, 0.00001);
     index.indexSize = sizeOf({ "llama-3-8b": 2 });
 
-    const calls = (model: string, reason_code: string, hint_used: string) =>
-      readSample(registry, "inferencecache_lookup_route_calls_total", {
-        model,
-        reason_code,
-        hint_used,
-      });
+    const calls = (model: string, reasonCode: string, hintUsed: "true" | "false") =>
+      readLookupCalls(registry, model, reasonCode, hintUsed);
     expect(await calls("_other", "NO_HINT", "false")).toBe(51);
     expect(await calls("llama-3-8b", "PREFIX_MATCH", "true")).toBe(1);
     expect(await calls("typo-0", "NO_HINT", "false")).toBeUndefined();

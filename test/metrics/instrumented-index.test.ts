@@ -11,7 +11,7 @@ import {
   routeAnswer,
   routeQuery,
 } from "./fake-cache-index.js";
-import { readSample } from "./read-metric.js";
+import { readLookupCalls, readSample } from "./read-metric.js";
 
 function setup() {
   const next = new FakeCacheIndex();
@@ -109,12 +109,8 @@ describe("createInstrumentedIndex()", () => {
     next.routeAnswer = routeAnswer("invalid-request");
     index.lookup(routeQuery("mistral-7b"));
 
-    const calls = (model: string, reason_code: string, hint_used: string) =>
-      readSample(registry, "inferencecache_lookup_route_calls_total", {
-        model,
-        reason_code,
-        hint_used,
-      });
+    const calls = (model: string, reasonCode: string, hintUsed: "true" | "false") =>
+      readLookupCalls(registry, model, reasonCode, hintUsed);
     expect(await calls("llama-3-8b", "PREFIX_MATCH", "true")).toBe(2);
     expect(await calls("llama-3-8b", "NO_HINT", "false")).toBe(1);
     expect(await calls("mistral-7b", "HASH_SCHEME_MISSING", "false")).toBe(1);

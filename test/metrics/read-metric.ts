@@ -23,3 +23,17 @@ export async function readSample(
   }
   return undefined;
 }
+
+/** `inferencecache_lookup_route_calls_total` for one model, reason code and hint_used value. */
+export function readLookupCalls(
+  registry: Registry,
+  model: string,
+  reasonCode: string,
+  hintUsed: "true" | "false",
+): Promise<number | undefined> {
+  return readSample(registry, "inferencecache_lookup_route_calls_total", {
+    model,
+    reason_code: reasonCode,
+    hint_used: hintUsed,
+  });
+}

@@ -1,3 +1,4 @@
+import { create } from "@bufbuild/protobuf";
 import {
   type Client,
   Code,
@@ -10,6 +11,7 @@ import {
   CacheEventType,
   CacheIndexService,
   DropReason,
+  LookupRouteRequestSchema,
   ReasonCode,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { CacheIndex } from "../../src/core/cache-index.js";
@@ -249,7 +251,7 @@ describe("createCacheIndexService()", () => {
     expect(notReadyModels).toEqual(["llama-3-8b"]);
   });
 
-  it("fails open with NO_HINT when the index throws unexpectedly", async () => {
+  it("fails open with NO_HINT when the index throws unexpectedly", () => {
     const failures: unknown[] = [];
     const broken = createCacheIndexService({
       index: {
@@ -266,10 +268,7 @@ describe("createCacheIndexService()", () => {
       onLookupFailure: (error) => failures.push(error),
     });
     const answer = broken.lookupRoute(
-      (await import("@bufbuild/protobuf")).create(
-        (await import("../../gen/inferencecache/v1/cache_index_pb.js")).LookupRouteRequestSchema,
-        { ...scope, prefixHashes: chainOf(1, 1) },
-      ),
+      create(LookupRouteRequestSchema, { ...scope, prefixHashes: chainOf(1, 1) }),
     );
     expect(answer.reasonCode).toBe(ReasonCode.NO_HINT);
     expect(failures).toHaveLength(1);
