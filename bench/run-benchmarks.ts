@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
-import { createMapCacheIndex } from "../src/core/map-cache-index.js";
+import { createCacheIndex } from "../src/core/create-cache-index.js";
 import { runGrpcBenchmark } from "./grpc-bench.js";
 import { runInProcessBenchmark } from "./in-process-bench.js";
 import { loadTrace } from "./mooncake-trace.js";
@@ -20,7 +20,7 @@ const inProcess = runInProcessBenchmark({
   trace,
   replicas: REPLICAS,
   rounds: ROUNDS,
-  createIndex: () => createMapCacheIndex({ clock, maxEntries: 10_000_000, ttlMs: 3_600_000 }),
+  createIndex: () => createCacheIndex({ clock, maxEntries: 10_000_000, ttlMs: 3_600_000 }),
 });
 console.log(inProcess);
 

@@ -6,7 +6,7 @@ import { CacheIndexService } from "../gen/inferencecache/v1/cache_index_pb.js";
 import { type Config, formatAddress, parseConfig } from "./config.js";
 import { resolveCacheIndexOptions } from "./core/cache-index-options.js";
 import type { Clock } from "./core/clock.js";
-import { createMapCacheIndex } from "./core/map-cache-index.js";
+import { createCacheIndex } from "./core/create-cache-index.js";
 import { createLogger } from "./logger.js";
 import { createIndexMetrics } from "./metrics/index-metrics.js";
 import { createInstrumentedIndex } from "./metrics/instrumented-index.js";
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     defaultMaxHints: config.defaultMaxHints,
   });
   for (const warning of indexOptions.warnings) logger.warn(warning);
-  const rawIndex = createMapCacheIndex(indexOptions.options);
+  const rawIndex = createCacheIndex(indexOptions.options);
   const metrics = createIndexMetrics({ index: rawIndex });
   const index = createInstrumentedIndex(rawIndex, metrics);
 

@@ -15,7 +15,7 @@ import {
   ReasonCode,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { CacheIndex } from "../../src/core/cache-index.js";
-import { createMapCacheIndex } from "../../src/core/map-cache-index.js";
+import { createCacheIndex } from "../../src/core/create-cache-index.js";
 import { createCacheIndexService } from "../../src/service/cache-index-service.js";
 import { chainOf, hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
@@ -45,7 +45,7 @@ describe("createCacheIndexService()", () => {
 
   beforeEach(() => {
     clock = new ManualClock();
-    index = createMapCacheIndex({ clock });
+    index = createCacheIndex({ clock });
     ready = true;
     notReadyModels = [];
     const service = createCacheIndexService({
