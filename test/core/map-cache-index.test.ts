@@ -1,4 +1,4 @@
-import { createMapCacheIndex } from "../../src/core/map-cache-index.js";
 import { describeCacheIndexContract } from "./cache-index-contract.js";
+import { createMapCacheIndex } from "./map-cache-index.js";
 
 describeCacheIndexContract("createMapCacheIndex()", (options) => createMapCacheIndex(options));

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { prefixKey } from "../../src/core/prefix-key.js";
+import { prefixKey } from "./prefix-key.js";
 
 describe("prefixKey()", () => {
   it("gives equal hashes equal keys and different hashes different keys", () => {

@@ -1,11 +1,10 @@
-import type { CacheIndex } from "./cache-index.js";
+import type { CacheIndex } from "../../src/core/cache-index.js";
 import {
   type CacheIndexOptions,
   type ResolvedCacheIndexOptions,
   resolveCacheIndexOptions,
-} from "./cache-index-options.js";
-import { prefixKey } from "./prefix-key.js";
-import { freshnessAt, insertTopK } from "./ranking.js";
+} from "../../src/core/cache-index-options.js";
+import { freshnessAt, insertTopK } from "../../src/core/ranking.js";
 import {
   assertValidBatch,
   assertValidStats,
@@ -13,7 +12,7 @@ import {
   nameProblem,
   prefixHashProblem,
   problemError,
-} from "./request-validation.js";
+} from "../../src/core/request-validation.js";
 import {
   type CacheReport,
   type DropCounts,
@@ -36,7 +35,8 @@ import {
   type ScopeState,
   type SweepOutcome,
   type TenantId,
-} from "./types.js";
+} from "../../src/core/types.js";
+import { prefixKey } from "./prefix-key.js";
 
 /** Everything under one (tenant, model): its replicas and its scheme tables. */
 interface ModelScope {

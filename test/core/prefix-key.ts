@@ -1,4 +1,4 @@
-import type { PrefixHash } from "./types.js";
+import type { PrefixHash } from "../../src/core/types.js";
 
 /**
  * A prefix hash as a Map key: its length as the first UTF-16 code unit, then two bytes per code

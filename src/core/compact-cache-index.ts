@@ -1,0 +1,908 @@
+import { BlockStore, HOT_BIT, NIL } from "./block-store.js";
+import type { CacheIndex } from "./cache-index.js";
+import {
+  type CacheIndexOptions,
+  type ResolvedCacheIndexOptions,
+  resolveCacheIndexOptions,
+} from "./cache-index-options.js";
+import { HolderSlab } from "./holder-slab.js";
+import { PagedU32 } from "./paged-u32.js";
+import { prefixFingerprint } from "./prefix-fingerprint.js";
+import { freshnessAt } from "./ranking.js";
+import {
+  assertValidBatch,
+  assertValidStats,
+  assertValidWriteScope,
+  nameProblem,
+  prefixHashProblem,
+  problemError,
+} from "./request-validation.js";
+import {
+  type CacheReport,
+  type DropCounts,
+  type EventBatch,
+  type EvictionCounts,
+  emptyDropCounts,
+  emptyEvictionCounts,
+  type HashScheme,
+  type IndexSize,
+  type ModelId,
+  type PrefixEntry,
+  type PublishOutcome,
+  type ReplicaHint,
+  type ReplicaId,
+  type ReplicaStats,
+  type ReportOutcome,
+  type RouteAnswer,
+  type RouteQuery,
+  type ScopeQuery,
+  type ScopeState,
+  type SweepOutcome,
+  type TenantId,
+} from "./types.js";
+
+/** Everything under one (tenant, model): its replicas and its schemes. */
+interface ModelScope {
+  readonly tenant: TenantId;
+  readonly model: ModelId;
+  readonly replicas: Map<ReplicaId, ReplicaRecord>;
+  readonly schemes: Map<HashScheme, SchemeScope>;
+}
+
+/** One (tenant, model, scheme): blocks are keyed by its id. Lives as long as its ModelScope. */
+interface SchemeScope {
+  readonly id: number;
+  readonly name: HashScheme;
+  readonly scope: ModelScope;
+  entries: number;
+}
+
+/** A replica known under one (tenant, model). */
+interface ReplicaRecord {
+  readonly id: ReplicaId;
+  readonly scope: ModelScope;
+  stats: ReplicaStats | undefined;
+  lastSeenAt: number;
+  /** Holder entries over all its groups. */
+  holdings: number;
+  readonly groups: Map<HashScheme, HolderGroup>;
+  quieter: ReplicaRecord | undefined;
+  louder: ReplicaRecord | undefined;
+}
+
+/** A replica's holders under one scheme: the owner of holder slab chunks. */
+interface HolderGroup {
+  readonly id: number;
+  readonly replica: ReplicaRecord;
+  readonly scheme: SchemeScope;
+  count: number;
+  /** This group's holders of hot blocks, both ways; undefined until it holds one. */
+  hotByBlock: Map<number, number> | undefined;
+  hotByHolder: Map<number, number> | undefined;
+}
+
+/** Internal thresholds of {@link createCompactCacheIndex}; tests lower them to exercise both paths. */
+export interface CompactIndexTuning {
+  /**
+   * A block becomes hot (its holders indexed per replica) when it reaches this many holders.
+   * @default 32
+   */
+  readonly hotPromote: number;
+  /**
+   * A hot block goes back to list walks below this many holders.
+   * @default 8
+   */
+  readonly hotDemote: number;
+}
+
+const DEFAULT_TUNING: CompactIndexTuning = { hotPromote: 32, hotDemote: 8 };
+/** In a holder's `blockPrev`: the previous "node" is the block itself (the holder is the head). */
+const HEAD_FLAG = 0x80000000;
+const TOKEN_MASK = 0x7fffffff;
+/** Ticks are whole ms since `#base`; rebased before they outgrow 31 bits. */
+const REBASE_AT = 2 ** 31;
+const KEEP_AFTER_REBASE = 2 ** 30;
+
+/**
+ * The fleet-scale engine: holders and blocks live in flat typed arrays, with no JS object per entry.
+ *
+ * A holder (one (block, replica) pair) is 20 bytes: its confirmation tick and four links. Its
+ * replica is the owner of the 32-slot chunk it sits in ({@link HolderSlab}); its block is known from
+ * the block list it sits in. Two intrusive lists order every holder:
+ * - index-wide by confirmation (`lruOlder`/`lruNewer`): sweeps and the cap take the oldest in O(1);
+ * - per block by confirmation, newest first (`blockPrev`/`blockNext`): a lookup reads the freshest
+ *   holders of a block first and stops as soon as the rest cannot enter the top hints.
+ * A block (20 bytes plus a table slot, {@link BlockStore}) holds the list head and the token count.
+ *
+ * Lookups search deepest first. The chain's blocks are resolved once; then, from the deepest level
+ * that exists, each new replica seen is evaluated once (its consecutive run from the head, by
+ * membership probes), and the search stops when the k-th best score beats every score a replica not
+ * yet evaluated could reach. A block held by thousands of replicas (the system prompt every request
+ * starts with) is therefore read only until its freshest holders fill the hints, not in full.
+ * Membership of a replica in a block with many holders ("hot") is a per-replica map lookup; in any
+ * other block, a walk of its short list.
+ *
+ * Clock assumptions: monotonic, as for the v1 engine; ticks are whole milliseconds.
+ */
+export function createCompactCacheIndex(
+  options: CacheIndexOptions,
+  tuning: CompactIndexTuning = DEFAULT_TUNING,
+): CacheIndex {
+  return new CompactCacheIndex(resolveCacheIndexOptions(options).options, tuning);
+}
+
+class CompactCacheIndex implements CacheIndex {
+  readonly #options: ResolvedCacheIndexOptions;
+  readonly #tuning: CompactIndexTuning;
+  readonly #tenants = new Map<TenantId, Map<ModelId, ModelScope>>();
+  readonly #schemeScopes: (SchemeScope | undefined)[] = [];
+  readonly #freeSchemeIds: number[] = [];
+  readonly #groups: (HolderGroup | undefined)[] = [];
+  readonly #freeGroupIds: number[] = [];
+
+  readonly #blocks = new BlockStore();
+  readonly #slab = new HolderSlab();
+  /** Per holder slot. `#confirmed` is in ticks (see {@link CompactCacheIndex.#tick}). */
+  readonly #confirmed = new PagedU32();
+  readonly #lruOlder = new PagedU32();
+  readonly #lruNewer = new PagedU32();
+  readonly #blockPrev = new PagedU32();
+  readonly #blockNext = new PagedU32();
+  /** Holders of each hot block. */
+  readonly #hotCounts = new Map<number, number>();
+
+  /** Oldest and newest confirmed holders; `#entries` counts the list. */
+  #oldest = NIL;
+  #newest = NIL;
+  #entries = 0;
+  #quietest: ReplicaRecord | undefined;
+  #loudest: ReplicaRecord | undefined;
+  #replicaCount = 0;
+  /** Clock reading of tick 0. */
+  #base: number;
+
+  /** Lookup scratch: resolved chain blocks, best tokens up to each depth, per-group stamps. */
+  #chain: Uint32Array;
+  #maxTokens: Float64Array;
+  #evaluated = new Uint32Array(64);
+  #allowed = new Uint32Array(64);
+  #stamp = 0;
+  /** Holders seen by the last cold membership walk, for promotion. */
+  #walked = 0;
+  readonly #fingerprint = new Uint32Array(2);
+
+  constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
+    this.#options = options;
+    this.#tuning = tuning;
+    this.#base = options.clock.now();
+    this.#chain = new Uint32Array(options.maxChainLength);
+    this.#maxTokens = new Float64Array(options.maxChainLength);
+  }
+
+  report(report: CacheReport): ReportOutcome {
+    assertValidWriteScope(report);
+    assertValidStats("stats", report.stats);
+    const now = this.#options.clock.now();
+    const tick = this.#tick(now);
+    const replica = this.#touchReplica(report.tenant, report.model, report.replicaId, now);
+    if (report.stats !== undefined) replica.stats = copyStats(report.stats);
+    const dropped = emptyDropCounts();
+    const evicted = emptyEvictionCounts();
+    const accepted = this.#add(replica, report.hashScheme, report.prefixes, tick, dropped, evicted);
+    return { accepted, dropped, evicted };
+  }
+
+  publish(batch: EventBatch): PublishOutcome {
+    assertValidBatch(batch);
+    const now = this.#options.clock.now();
+    const tick = this.#tick(now);
+    const replica = this.#touchReplica(batch.tenant, batch.model, batch.replicaId, now);
+    const dropped = emptyDropCounts();
+    const evicted = emptyEvictionCounts();
+    let applied = 0;
+    let ignored = 0;
+    let addedPrefixes = 0;
+    for (const event of batch.events) {
+      if (event.type === "unknown") {
+        dropped["unknown-event-type"]++;
+        ignored++;
+        continue;
+      }
+      if (event.type === "prefix-added" && batch.hashScheme === "") {
+        dropped["hash-scheme-missing"]++;
+        ignored++;
+        continue;
+      }
+      applied++;
+      if (event.stats !== undefined) replica.stats = copyStats(event.stats);
+      switch (event.type) {
+        case "prefix-added":
+          addedPrefixes += this.#add(
+            replica,
+            batch.hashScheme,
+            event.prefixes,
+            tick,
+            dropped,
+            evicted,
+          );
+          break;
+        case "prefix-evicted":
+          evicted.event += this.#evict(replica, batch.hashScheme, event.prefixes, dropped);
+          break;
+        case "all-cleared":
+          evicted.cleared += this.#clear(replica);
+          break;
+        case "replica-updated":
+          break;
+      }
+    }
+    return { applied, ignored, addedPrefixes, dropped, evicted };
+  }
+
+  lookup(query: RouteQuery): RouteAnswer {
+    const invalid =
+      nameProblem("tenant", query.tenant, true) ??
+      nameProblem("model", query.model, true) ??
+      nameProblem("hash_scheme", query.hashScheme, false);
+    if (invalid) return noHint("invalid-request", invalid.field, 0, false, invalid.message);
+    if (query.hashScheme === "") {
+      return noHint("hash-scheme-missing", "", 0, false, "hash_scheme is required");
+    }
+    const { prefixHashes } = query;
+    if (prefixHashes.length === 0) {
+      return noHint("invalid-request", "prefix_hashes", 0, false, "prefix_hashes is empty");
+    }
+    const truncated = prefixHashes.length > this.#options.maxChainLength;
+    const depth = truncated ? this.#options.maxChainLength : prefixHashes.length;
+    for (let i = 0; i < depth; i++) {
+      const problem = prefixHashProblem(prefixHashes[i] as Uint8Array);
+      if (problem !== undefined) {
+        const field = `prefix_hashes[${i}]`;
+        const why = problem === "prefix-hash-empty" ? "empty" : "longer than 64 bytes";
+        return noHint("invalid-request", field, 0, truncated, `${field} is ${why}`);
+      }
+    }
+
+    const scope = this.#tenants.get(query.tenant)?.get(query.model);
+    const scheme = scope?.schemes.get(query.hashScheme);
+    if (scope === undefined || scheme === undefined || scheme.entries === 0) {
+      const present =
+        scope === undefined
+          ? []
+          : [...scope.schemes.values()]
+              .filter((s) => s.entries > 0)
+              .map((s) => s.name)
+              .sort();
+      const detail =
+        present.length === 0
+          ? "no entries for this tenant and model"
+          : `no entries under this hash_scheme; schemes present: ${present.join(", ")}`;
+      return noHint("no-hint", "", depth, truncated, detail);
+    }
+
+    const stamp = this.#nextStamp();
+    const filtered = query.candidateReplicaIds.length > 0;
+    if (filtered) {
+      for (const id of query.candidateReplicaIds) {
+        const group = scope.replicas.get(id)?.groups.get(scheme.name);
+        if (group !== undefined) this.#allowed[group.id] = stamp;
+      }
+    }
+
+    // Resolve the chain once. No replica's run can pass the first block nobody holds.
+    const chain = this.#chain;
+    const maxTokens = this.#maxTokens;
+    const blocks = this.#blocks;
+    let resolved = 0;
+    let tokensSoFar = 0;
+    for (; resolved < depth; resolved++) {
+      prefixFingerprint(prefixHashes[resolved] as Uint8Array, this.#fingerprint);
+      const block = blocks.find(
+        scheme.id,
+        this.#fingerprint[0] as number,
+        this.#fingerprint[1] as number,
+      );
+      if (block === NIL) break;
+      chain[resolved] = block;
+      const tokens = blocks.tokens.get(block) & TOKEN_MASK;
+      if (tokens > tokensSoFar) tokensSoFar = tokens;
+      maxTokens[resolved] = tokensSoFar;
+    }
+
+    const now = this.#options.clock.now();
+    const nowTick = Math.floor(now - this.#base);
+    const ttl = this.#options.ttlMs;
+    const liveSince = nowTick - ttl;
+    const limit =
+      query.maxHints === 0
+        ? this.#options.defaultMaxHints
+        : Math.min(query.maxHints, this.#options.maxHintsLimit);
+    const best: Candidate[] = [];
+    const evaluated = this.#evaluated;
+    // Deepest level first. Before a level: every replica not yet evaluated either cannot beat the
+    // k-th best or has a run ending at or above this level, so scores at most maxTokens[level].
+    for (let level = resolved - 1; level >= 0; level--) {
+      const levelBound = maxTokens[level] as number;
+      if (best.length === limit && (best[limit - 1] as Candidate).score > levelBound) break;
+      for (
+        let holder = blocks.head.get(chain[level] as number);
+        holder !== NIL;
+        holder = this.#blockNext.get(holder)
+      ) {
+        const confirmed = this.#confirmed.get(holder);
+        // Newest first: the rest of this list is expired too.
+        if (confirmed < liveSince) break;
+        if (
+          best.length === limit &&
+          (best[limit - 1] as Candidate).score > levelBound * freshnessAt(nowTick - confirmed, ttl)
+        ) {
+          // Every later holder of this level is older; those whose run includes this level score
+          // below the k-th best, and those whose run stops above it are met at that level.
+          break;
+        }
+        const group = this.#slab.owner(holder);
+        if (evaluated[group] === stamp) continue;
+        evaluated[group] = stamp;
+        if (filtered && this.#allowed[group] !== stamp) continue;
+        const candidate = this.#evaluate(group, resolved, liveSince, nowTick);
+        if (candidate !== undefined) insertCandidate(best, candidate, limit);
+      }
+    }
+
+    if (best.length === 0) return noHint("no-hint", "", depth, truncated, "");
+    const hints: ReplicaHint[] = best.map((c) => ({
+      replicaId: c.replica.id,
+      matchedBlocks: c.blocks,
+      matchedTokens: c.tokens,
+      freshness: c.freshness,
+      score: c.score,
+      stats: c.replica.stats,
+    }));
+    return {
+      reason: "prefix-match",
+      hints,
+      invalidField: "",
+      chainTruncated: truncated,
+      evaluatedBlocks: depth,
+      detail: "",
+    };
+  }
+
+  describe(query: ScopeQuery): ScopeState {
+    const invalid =
+      nameProblem("tenant", query.tenant, true) ?? nameProblem("model", query.model, true);
+    if (invalid) throw problemError(invalid);
+    const scope = this.#tenants.get(query.tenant)?.get(query.model);
+    if (scope === undefined) return { replicas: [], totalEntries: 0, hashSchemes: [] };
+    const { hashScheme } = query;
+    const replicas = [...scope.replicas.values()].map((replica) => ({
+      replicaId: replica.id,
+      stats: replica.stats,
+      prefixCount:
+        hashScheme === undefined ? replica.holdings : (replica.groups.get(hashScheme)?.count ?? 0),
+      lastSeenAt: replica.lastSeenAt,
+    }));
+    replicas.sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
+    const hashSchemes = [...scope.schemes.values()]
+      .filter((s) => s.entries > 0 && (hashScheme === undefined || s.name === hashScheme))
+      .map((s) => ({ hashScheme: s.name, entries: s.entries }))
+      .sort((a, b) => (a.hashScheme < b.hashScheme ? -1 : 1));
+    const totalEntries = hashSchemes.reduce((sum, s) => sum + s.entries, 0);
+    return { replicas, totalEntries, hashSchemes };
+  }
+
+  sweep(budget: number): SweepOutcome {
+    const now = this.#options.clock.now();
+    const liveSince = this.#tick(now) - this.#options.ttlMs;
+    this.#blocks.migrate(budget);
+    let expiredEntries = 0;
+    while (this.#oldest !== NIL && this.#confirmed.get(this.#oldest) < liveSince) {
+      if (expiredEntries >= budget) return { expiredEntries, removedReplicas: 0, done: false };
+      this.#removeHolder(this.#oldest);
+      expiredEntries++;
+    }
+    // Every entry a replica holds was confirmed no later than the replica was last seen, so once
+    // no expired entry is left, a replica silent past the TTL holds nothing.
+    const replicaSince = now - this.#options.ttlMs;
+    let removedReplicas = 0;
+    while (
+      this.#quietest !== undefined &&
+      this.#quietest.lastSeenAt < replicaSince &&
+      this.#quietest.holdings === 0
+    ) {
+      if (expiredEntries + removedReplicas >= budget) {
+        return { expiredEntries, removedReplicas, done: false };
+      }
+      this.#removeReplica(this.#quietest);
+      removedReplicas++;
+    }
+    return { expiredEntries, removedReplicas, done: true };
+  }
+
+  size(): IndexSize {
+    const entriesByModel = new Map<ModelId, number>();
+    for (const models of this.#tenants.values()) {
+      for (const scope of models.values()) {
+        let entries = 0;
+        for (const scheme of scope.schemes.values()) entries += scheme.entries;
+        if (entries > 0) {
+          entriesByModel.set(scope.model, (entriesByModel.get(scope.model) ?? 0) + entries);
+        }
+      }
+    }
+    return { entries: this.#entries, entriesByModel, replicas: this.#replicaCount };
+  }
+
+  /** Bytes of every typed array the index holds; the JS objects (replicas, scopes) are not counted. */
+  get arrayBytes(): number {
+    return (
+      this.#blocks.byteLength +
+      this.#slab.byteLength +
+      this.#confirmed.byteLength +
+      this.#lruOlder.byteLength +
+      this.#lruNewer.byteLength +
+      this.#blockPrev.byteLength +
+      this.#blockNext.byteLength
+    );
+  }
+
+  /** The consecutive run of `group` from the head of the resolved chain, or undefined if none. */
+  #evaluate(
+    group: number,
+    resolved: number,
+    liveSince: number,
+    nowTick: number,
+  ): Candidate | undefined {
+    let run = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (; run < resolved; run++) {
+      const holder = this.#holderOf(this.#chain[run] as number, group);
+      if (holder === NIL) break;
+      const confirmed = this.#confirmed.get(holder);
+      if (confirmed < liveSince) break;
+      if (confirmed < oldest) oldest = confirmed;
+    }
+    if (run === 0) return undefined;
+    const replica = (this.#groups[group] as HolderGroup).replica;
+    const tokens = this.#blocks.tokens.get(this.#chain[run - 1] as number) & TOKEN_MASK;
+    const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
+    return { replica, blocks: run, tokens, freshness, score: tokens * freshness };
+  }
+
+  /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
+  #holderOf(block: number, group: number): number {
+    if ((this.#blocks.tokens.get(block) & HOT_BIT) !== 0) {
+      return (this.#groups[group] as HolderGroup).hotByBlock?.get(block) ?? NIL;
+    }
+    let walked = 0;
+    for (let holder = this.#blocks.head.get(block); holder !== NIL; walked++) {
+      if (this.#slab.owner(holder) === group) {
+        this.#walked = walked;
+        return holder;
+      }
+      holder = this.#blockNext.get(holder);
+    }
+    this.#walked = walked;
+    return NIL;
+  }
+
+  /** Adds or refreshes `prefixes` for `replica`; returns how many were accepted. */
+  #add(
+    replica: ReplicaRecord,
+    schemeName: HashScheme,
+    prefixes: readonly PrefixEntry[],
+    tick: number,
+    dropped: DropCounts,
+    evicted: EvictionCounts,
+  ): number {
+    if (schemeName === "") {
+      dropped["hash-scheme-missing"] += prefixes.length;
+      return 0;
+    }
+    const blocks = this.#blocks;
+    const fingerprint = this.#fingerprint;
+    let accepted = 0;
+    // Created with the first accepted prefix, so that a write of bad hashes creates nothing.
+    let group: HolderGroup | undefined;
+    // Deepest first, so that among entries confirmed at the same instant the cap evicts a chain's
+    // tail before its head: an engine can reuse a head without its tail, never the reverse.
+    for (let i = prefixes.length - 1; i >= 0; i--) {
+      const prefix = prefixes[i] as PrefixEntry;
+      const problem = prefixHashProblem(prefix.prefixHash);
+      if (problem !== undefined) {
+        dropped[problem]++;
+        continue;
+      }
+      accepted++;
+      group ??= this.#groupFor(replica, schemeName);
+      const tokens = Math.min(prefix.tokenCount, TOKEN_MASK);
+      prefixFingerprint(prefix.prefixHash, fingerprint);
+      const high = fingerprint[0] as number;
+      const low = fingerprint[1] as number;
+      let block = blocks.find(group.scheme.id, high, low);
+      this.#walked = 0;
+      if (block !== NIL) {
+        const known = this.#holderOf(block, group.id);
+        if (known !== NIL) {
+          this.#setTokens(block, tokens);
+          this.#confirmed.set(known, tick);
+          this.#moveToNewest(known);
+          this.#moveToBlockFront(known, block);
+          continue;
+        }
+      }
+      const walked = this.#walked;
+      if (this.#entries >= this.#options.maxEntries) {
+        while (this.#entries >= this.#options.maxEntries && this.#oldest !== NIL) {
+          // An entry already past its TTL leaves for that reason, whether or not the sweeper got
+          // to it yet: counting it as cap pressure would mislead whoever sizes the cap.
+          if (this.#confirmed.get(this.#oldest) < tick - this.#options.ttlMs) evicted.ttl++;
+          else evicted.cap++;
+          this.#removeHolder(this.#oldest);
+        }
+        // The eviction may have emptied and deleted this very block.
+        block = blocks.find(group.scheme.id, high, low);
+      }
+      if (block === NIL) block = blocks.create(group.scheme.id, high, low, tokens);
+      else this.#setTokens(block, tokens);
+      this.#insertHolder(group, block, tick, walked);
+    }
+    return accepted;
+  }
+
+  #insertHolder(group: HolderGroup, block: number, tick: number, walked: number): void {
+    const holder = this.#slab.allocate(group.id);
+    this.#confirmed.ensure(holder);
+    this.#lruOlder.ensure(holder);
+    this.#lruNewer.ensure(holder);
+    this.#blockPrev.ensure(holder);
+    this.#blockNext.ensure(holder);
+    this.#confirmed.set(holder, tick);
+    this.#appendNewest(holder);
+    this.#pushBlockFront(holder, block);
+    group.count++;
+    group.scheme.entries++;
+    group.replica.holdings++;
+    this.#entries++;
+    if ((this.#blocks.tokens.get(block) & HOT_BIT) !== 0) {
+      this.#indexHot(group, block, holder);
+      this.#hotCounts.set(block, (this.#hotCounts.get(block) ?? 0) + 1);
+    } else if (walked + 1 >= this.#tuning.hotPromote) {
+      this.#promote(block, walked + 1);
+    }
+  }
+
+  /** Removes `prefixes` from `replica` in `scheme`, or in every scheme when it is "". */
+  #evict(
+    replica: ReplicaRecord,
+    schemeName: HashScheme,
+    prefixes: readonly PrefixEntry[],
+    dropped: DropCounts,
+  ): number {
+    const groups =
+      schemeName === ""
+        ? [...replica.groups.values()]
+        : [replica.groups.get(schemeName)].filter((g) => g !== undefined);
+    let removed = 0;
+    for (const prefix of prefixes) {
+      const problem = prefixHashProblem(prefix.prefixHash);
+      if (problem !== undefined) {
+        dropped[problem]++;
+        continue;
+      }
+      prefixFingerprint(prefix.prefixHash, this.#fingerprint);
+      for (const group of groups) {
+        const block = this.#blocks.find(
+          group.scheme.id,
+          this.#fingerprint[0] as number,
+          this.#fingerprint[1] as number,
+        );
+        if (block === NIL) continue;
+        const holder = this.#holderOf(block, group.id);
+        if (holder !== NIL) {
+          this.#removeHolder(holder);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** Removes everything `replica` holds. Cost: O(its holdings). */
+  #clear(replica: ReplicaRecord): number {
+    let removed = 0;
+    for (const group of replica.groups.values()) {
+      for (let slot = this.#slab.anySlot(group.id); slot !== NIL; ) {
+        this.#removeHolder(slot);
+        removed++;
+        slot = this.#slab.anySlot(group.id);
+      }
+    }
+    return removed;
+  }
+
+  /** Unlinks a holder from every list, frees its slot, and deletes its block if it was the last. */
+  #removeHolder(holder: number): void {
+    const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
+    const prev = this.#blockPrev.get(holder);
+    const next = this.#blockNext.get(holder);
+    let emptied = NIL;
+    if ((prev & HEAD_FLAG) !== 0) {
+      const block = (prev & ~HEAD_FLAG) >>> 0;
+      this.#blocks.head.set(block, next);
+      if (next !== NIL) this.#blockPrev.set(next, prev);
+      else emptied = block;
+    } else {
+      this.#blockNext.set(prev, next);
+      if (next !== NIL) this.#blockPrev.set(next, prev);
+    }
+    const hotBlock = group.hotByHolder?.get(holder);
+    if (hotBlock !== undefined) {
+      group.hotByHolder?.delete(holder);
+      group.hotByBlock?.delete(hotBlock);
+      const left = (this.#hotCounts.get(hotBlock) ?? 1) - 1;
+      if (left < this.#tuning.hotDemote) this.#demote(hotBlock);
+      else this.#hotCounts.set(hotBlock, left);
+    }
+    if (emptied !== NIL) this.#blocks.delete(emptied);
+    this.#detachLru(holder);
+    this.#slab.free(holder);
+    group.count--;
+    group.scheme.entries--;
+    group.replica.holdings--;
+    this.#entries--;
+  }
+
+  /** Makes `block` hot: every holder becomes findable by its group in O(1). */
+  #promote(block: number, holders: number): void {
+    this.#blocks.tokens.set(block, (this.#blocks.tokens.get(block) | HOT_BIT) >>> 0);
+    this.#hotCounts.set(block, holders);
+    for (let h = this.#blocks.head.get(block); h !== NIL; h = this.#blockNext.get(h)) {
+      this.#indexHot(this.#groups[this.#slab.owner(h)] as HolderGroup, block, h);
+    }
+  }
+
+  #demote(block: number): void {
+    this.#hotCounts.delete(block);
+    this.#blocks.tokens.set(block, this.#blocks.tokens.get(block) & TOKEN_MASK);
+    for (let h = this.#blocks.head.get(block); h !== NIL; h = this.#blockNext.get(h)) {
+      const group = this.#groups[this.#slab.owner(h)] as HolderGroup;
+      group.hotByBlock?.delete(block);
+      group.hotByHolder?.delete(h);
+    }
+  }
+
+  #indexHot(group: HolderGroup, block: number, holder: number): void {
+    group.hotByBlock ??= new Map();
+    group.hotByHolder ??= new Map();
+    group.hotByBlock.set(block, holder);
+    group.hotByHolder.set(holder, block);
+  }
+
+  #setTokens(block: number, tokens: number): void {
+    const hot = this.#blocks.tokens.get(block) & HOT_BIT;
+    this.#blocks.tokens.set(block, (tokens | hot) >>> 0);
+  }
+
+  /** Finds or creates the replica's group for `schemeName` (and the scheme's scope). */
+  #groupFor(replica: ReplicaRecord, schemeName: HashScheme): HolderGroup {
+    const known = replica.groups.get(schemeName);
+    if (known !== undefined) return known;
+    let scheme = replica.scope.schemes.get(schemeName);
+    if (scheme === undefined) {
+      const id = this.#freeSchemeIds.pop() ?? this.#schemeScopes.length;
+      scheme = { id, name: schemeName, scope: replica.scope, entries: 0 };
+      this.#schemeScopes[id] = scheme;
+      replica.scope.schemes.set(schemeName, scheme);
+    }
+    const id = this.#freeGroupIds.pop() ?? this.#groups.length;
+    const group: HolderGroup = {
+      id,
+      replica,
+      scheme,
+      count: 0,
+      hotByBlock: undefined,
+      hotByHolder: undefined,
+    };
+    this.#groups[id] = group;
+    this.#slab.ensureGroups(id + 1);
+    if (id >= this.#evaluated.length) {
+      let size = this.#evaluated.length;
+      while (size <= id) size *= 2;
+      const evaluated = new Uint32Array(size);
+      evaluated.set(this.#evaluated);
+      this.#evaluated = evaluated;
+      const allowed = new Uint32Array(size);
+      allowed.set(this.#allowed);
+      this.#allowed = allowed;
+    }
+    replica.groups.set(schemeName, group);
+    return group;
+  }
+
+  /** Finds or creates the replica and marks it heard from now. */
+  #touchReplica(tenant: TenantId, model: ModelId, id: ReplicaId, now: number): ReplicaRecord {
+    let models = this.#tenants.get(tenant);
+    if (models === undefined) {
+      models = new Map();
+      this.#tenants.set(tenant, models);
+    }
+    let scope = models.get(model);
+    if (scope === undefined) {
+      scope = { tenant, model, replicas: new Map(), schemes: new Map() };
+      models.set(model, scope);
+    }
+    let replica = scope.replicas.get(id);
+    if (replica === undefined) {
+      replica = {
+        id,
+        scope,
+        stats: undefined,
+        lastSeenAt: now,
+        holdings: 0,
+        groups: new Map(),
+        quieter: undefined,
+        louder: undefined,
+      };
+      scope.replicas.set(id, replica);
+      this.#replicaCount++;
+    } else {
+      replica.lastSeenAt = now;
+      this.#detachReplica(replica);
+    }
+    replica.quieter = this.#loudest;
+    if (this.#loudest === undefined) this.#quietest = replica;
+    else this.#loudest.louder = replica;
+    this.#loudest = replica;
+    return replica;
+  }
+
+  /** Forgets a replica that holds nothing, and its (tenant, model) once that is empty. */
+  #removeReplica(replica: ReplicaRecord): void {
+    this.#detachReplica(replica);
+    this.#replicaCount--;
+    for (const group of replica.groups.values()) {
+      this.#groups[group.id] = undefined;
+      this.#freeGroupIds.push(group.id);
+    }
+    const { scope } = replica;
+    scope.replicas.delete(replica.id);
+    if (scope.replicas.size === 0) {
+      // Entries belong to replicas, so a scope without replicas holds none.
+      for (const scheme of scope.schemes.values()) {
+        this.#schemeScopes[scheme.id] = undefined;
+        this.#freeSchemeIds.push(scheme.id);
+      }
+      const models = this.#tenants.get(scope.tenant);
+      models?.delete(scope.model);
+      if (models !== undefined && models.size === 0) this.#tenants.delete(scope.tenant);
+    }
+  }
+
+  /** Ticks for a clock reading; rebases every confirmation once ticks near 2^31 (every ~24 days). */
+  #tick(now: number): number {
+    const tick = Math.floor(now - this.#base);
+    if (tick < REBASE_AT) return tick < 0 ? 0 : tick;
+    // O(holder slots), once per ~12 days of uptime: shift so that `now` is KEEP_AFTER_REBASE.
+    // Confirmations older than that are clamped to 0, which only makes them older than the TTL.
+    const shift = tick - KEEP_AFTER_REBASE;
+    this.#base += shift;
+    const slots = this.#slab.slotCapacity;
+    for (let slot = 0; slot < slots; slot++) {
+      const confirmed = this.#confirmed.get(slot);
+      this.#confirmed.set(slot, confirmed > shift ? confirmed - shift : 0);
+    }
+    return KEEP_AFTER_REBASE;
+  }
+
+  #nextStamp(): number {
+    this.#stamp = (this.#stamp + 1) >>> 0;
+    if (this.#stamp === 0) {
+      this.#evaluated.fill(0);
+      this.#allowed.fill(0);
+      this.#stamp = 1;
+    }
+    return this.#stamp;
+  }
+
+  #pushBlockFront(holder: number, block: number): void {
+    const first = this.#blocks.head.get(block);
+    this.#blockPrev.set(holder, (block | HEAD_FLAG) >>> 0);
+    this.#blockNext.set(holder, first);
+    if (first !== NIL) this.#blockPrev.set(first, holder);
+    this.#blocks.head.set(block, holder);
+  }
+
+  #moveToBlockFront(holder: number, block: number): void {
+    const prev = this.#blockPrev.get(holder);
+    if ((prev & HEAD_FLAG) !== 0) return;
+    const next = this.#blockNext.get(holder);
+    this.#blockNext.set(prev, next);
+    if (next !== NIL) this.#blockPrev.set(next, prev);
+    this.#pushBlockFront(holder, block);
+  }
+
+  #appendNewest(holder: number): void {
+    this.#lruOlder.set(holder, this.#newest);
+    this.#lruNewer.set(holder, NIL);
+    if (this.#newest === NIL) this.#oldest = holder;
+    else this.#lruNewer.set(this.#newest, holder);
+    this.#newest = holder;
+  }
+
+  #moveToNewest(holder: number): void {
+    if (this.#newest === holder) return;
+    this.#detachLru(holder);
+    this.#appendNewest(holder);
+  }
+
+  #detachLru(holder: number): void {
+    const older = this.#lruOlder.get(holder);
+    const newer = this.#lruNewer.get(holder);
+    if (older === NIL) this.#oldest = newer;
+    else this.#lruNewer.set(older, newer);
+    if (newer === NIL) this.#newest = older;
+    else this.#lruOlder.set(newer, older);
+  }
+
+  #detachReplica(replica: ReplicaRecord): void {
+    if (replica.quieter === undefined) this.#quietest = replica.louder;
+    else replica.quieter.louder = replica.louder;
+    if (replica.louder === undefined) this.#loudest = replica.quieter;
+    else replica.louder.quieter = replica.quieter;
+    replica.quieter = undefined;
+    replica.louder = undefined;
+  }
+}
+
+/** One evaluated replica: its run from the head of the chain. */
+interface Candidate {
+  readonly replica: ReplicaRecord;
+  readonly blocks: number;
+  readonly tokens: number;
+  readonly freshness: number;
+  readonly score: number;
+}
+
+/** Load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
+function loadOf(candidate: Candidate): number {
+  const { stats } = candidate.replica;
+  return stats === undefined ? 0 : stats.activeRequests + stats.queuedRequests;
+}
+
+/** The order of `compareHints`: higher score, then lower load, then replica id. */
+function ranksBefore(a: Candidate, b: Candidate): boolean {
+  if (a.score !== b.score) return a.score > b.score;
+  const load = loadOf(a) - loadOf(b);
+  if (load !== 0) return load < 0;
+  return a.replica.id < b.replica.id;
+}
+
+/** Inserts into `best`, kept sorted and at most `limit` long. */
+function insertCandidate(best: Candidate[], candidate: Candidate, limit: number): void {
+  if (best.length === limit && !ranksBefore(candidate, best[limit - 1] as Candidate)) return;
+  let i = best.length < limit ? best.length : limit - 1;
+  while (i > 0 && ranksBefore(candidate, best[i - 1] as Candidate)) {
+    best[i] = best[i - 1] as Candidate;
+    i--;
+  }
+  best[i] = candidate;
+}
+
+function copyStats(stats: ReplicaStats): ReplicaStats {
+  return {
+    activeRequests: stats.activeRequests,
+    queuedRequests: stats.queuedRequests,
+    kvCacheUsage: stats.kvCacheUsage,
+  };
+}
+
+function noHint(
+  reason: RouteAnswer["reason"],
+  invalidField: string,
+  evaluatedBlocks: number,
+  chainTruncated: boolean,
+  detail: string,
+): RouteAnswer {
+  return { reason, hints: [], invalidField, chainTruncated, evaluatedBlocks, detail };
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import {
+  type CompactIndexTuning,
+  createCompactCacheIndex,
+} from "../../src/core/compact-cache-index.js";
+import { hashOf } from "../support/hashes.js";
+import { ManualClock } from "../support/manual-clock.js";
+import { describeCacheIndexContract } from "./cache-index-contract.js";
+
+describeCacheIndexContract("createCompactCacheIndex()", (options) =>
+  createCompactCacheIndex(options),
+);
+
+const TTL = 1_000;
+const scope = { tenant: "acme", model: "m", hashScheme: "s" };
+
+function setup(tuning?: CompactIndexTuning) {
+  const clock = new ManualClock();
+  const index = createCompactCacheIndex({ clock, ttlMs: TTL }, tuning);
+  const store = (replicaId: string, ids: number[]) =>
+    index.report({
+      ...scope,
+      replicaId,
+      prefixes: ids.map((n) => ({ prefixHash: hashOf(n), tokenCount: (n + 1) * 16 })),
+    });
+  const hintsFor = (ids: number[], maxHints = 4) =>
+    index
+      .lookup({
+        ...scope,
+        prefixHashes: ids.map((n) => hashOf(n)),
+        candidateReplicaIds: [],
+        maxHints,
+      })
+      .hints.map((h) => `${h.replicaId}:${h.matchedBlocks}`);
+  return { clock, index, store, hintsFor };
+}
+
+describe("createCompactCacheIndex() internals", () => {
+  it("returns the freshest holders of a block held by hundreds of replicas, best first", () => {
+    const { clock, store, hintsFor } = setup();
+    for (let r = 0; r < 300; r++) {
+      store(`r${r}`, [0]);
+      clock.advance(1);
+    }
+    expect(hintsFor([0, 1])).toEqual(["r299:1", "r298:1", "r297:1", "r296:1"]);
+  });
+
+  it("ranks the one replica holding the deep blocks first, then the freshest holders of the head", () => {
+    const { clock, store, hintsFor } = setup();
+    store("deep", [0, 1, 2, 3]);
+    for (let r = 0; r < 100; r++) {
+      clock.advance(1);
+      store(`r${r}`, [0]);
+    }
+    expect(hintsFor([0, 1, 2, 3, 4], 3)).toEqual(["deep:4", "r99:1", "r98:1"]);
+  });
+
+  it("finds a re-confirmed holder even when holders confirmed after it have expired", () => {
+    const { clock, store, hintsFor, index } = setup();
+    store("early", [0]);
+    clock.advance(10);
+    store("late", [0]);
+    clock.advance(TTL - 5);
+    store("early", [0]);
+    clock.advance(10);
+    // "late" expired (age TTL + 5); "early" was confirmed again 10 ms ago.
+    expect(hintsFor([0])).toEqual(["early:1"]);
+    expect(index.sweep(10).expiredEntries).toBe(1);
+  });
+
+  it("does not count a replica's run through a block it no longer holds", () => {
+    const { store, hintsFor, index } = setup({ hotPromote: 3, hotDemote: 2 });
+    for (const r of ["a", "b", "c", "d"]) store(r, [0, 1, 2]);
+    index.publish({
+      ...scope,
+      replicaId: "b",
+      events: [{ type: "prefix-evicted", prefixes: [{ prefixHash: hashOf(0), tokenCount: 0 }] }],
+    });
+    expect(hintsFor([0, 1, 2], 8).sort()).toEqual(["a:3", "c:3", "d:3"]);
+  });
+
+  it("keeps hot-block membership right across promotion, demotion and promotion again", () => {
+    const { clock, store, hintsFor, index } = setup({ hotPromote: 3, hotDemote: 2 });
+    for (const r of ["a", "b", "c", "d"]) store(r, [0, 1]);
+    for (const r of ["a", "b", "c"]) {
+      index.publish({ ...scope, replicaId: r, events: [{ type: "all-cleared" }] });
+    }
+    clock.advance(1);
+    for (const r of ["e", "f", "g"]) store(r, [0]);
+    clock.advance(1);
+    store("a", [0, 1]);
+    // e, f and g tie on score and load, so they rank by id.
+    expect(hintsFor([0, 1], 8)).toEqual(["a:2", "d:2", "e:1", "f:1", "g:1"]);
+  });
+});

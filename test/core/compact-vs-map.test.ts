@@ -1,0 +1,182 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { CacheIndex } from "../../src/core/cache-index.js";
+import { createCompactCacheIndex } from "../../src/core/compact-cache-index.js";
+import type { PrefixEntry, RouteAnswer } from "../../src/core/types.js";
+import { hashOf } from "../support/hashes.js";
+import { ManualClock } from "../support/manual-clock.js";
+import { createMapCacheIndex } from "./map-cache-index.js";
+
+const TENANT = "acme";
+const MODEL = "m";
+const TTL = 40;
+/**
+ * Chains share block 0 (a system prompt every request starts with) and branch below it, so that
+ * block 0 has many holders and becomes hot, and lookups stop early only when that is exact.
+ */
+const BRANCHES = [
+  [0, 1, 2, 3, 4, 5],
+  [0, 1, 2, 30, 31],
+  [0, 10, 11, 12],
+  [0, 1, 20, 21, 22, 23, 24],
+] as const;
+
+/** Token counts follow the hash (the compact engine keeps one count per block). */
+function entriesOf(ids: readonly number[]): PrefixEntry[] {
+  return ids.map((n) => ({ prefixHash: hashOf(n), tokenCount: (n + 1) * 16 }));
+}
+
+const replica = fc.integer({ min: 0, max: 69 }).map((n) => `r${n}`);
+const chain = fc
+  .tuple(fc.constantFrom(...BRANCHES), fc.integer({ min: 1, max: 7 }))
+  .map(([branch, length]): number[] => branch.slice(0, length));
+const operation = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant("report" as const),
+      replica,
+      chain,
+      scheme: fc.constantFrom("s1", "s2"),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("evict" as const),
+      replica,
+      chain,
+      scheme: fc.constantFrom("s1", ""),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("clear" as const), replica }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("advance" as const),
+      ms: fc.integer({ min: 0, max: 15 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("sweep" as const),
+      budget: fc.integer({ min: 1, max: 50 }),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant("lookup" as const),
+      chain: fc.oneof(chain, fc.constant([0, 1, 2, 99] as number[])),
+      scheme: fc.constantFrom("s1", "s2"),
+      maxHints: fc.integer({ min: 0, max: 8 }),
+      candidates: fc.oneof(
+        { weight: 4, arbitrary: fc.constant([] as string[]) },
+        { weight: 1, arbitrary: fc.uniqueArray(replica, { maxLength: 6 }) },
+      ),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("stats" as const),
+      replica,
+      active: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
+);
+
+function apply(
+  index: CacheIndex,
+  o: fc.Arbitrary<unknown> extends never ? never : Operation,
+): unknown {
+  const scope = { tenant: TENANT, model: MODEL };
+  switch (o.op) {
+    case "report":
+      return index.report({
+        ...scope,
+        replicaId: o.replica,
+        hashScheme: o.scheme,
+        prefixes: entriesOf(o.chain),
+      });
+    case "evict":
+      return index.publish({
+        ...scope,
+        replicaId: o.replica,
+        hashScheme: o.scheme,
+        events: [{ type: "prefix-evicted", prefixes: entriesOf(o.chain) }],
+      });
+    case "clear":
+      return index.publish({
+        ...scope,
+        replicaId: o.replica,
+        hashScheme: "",
+        events: [{ type: "all-cleared" }],
+      });
+    case "stats":
+      return index.publish({
+        ...scope,
+        replicaId: o.replica,
+        hashScheme: "",
+        events: [
+          {
+            type: "replica-updated",
+            stats: { activeRequests: o.active, queuedRequests: 0, kvCacheUsage: 0 },
+          },
+        ],
+      });
+    case "sweep":
+      return index.sweep(o.budget);
+    case "lookup":
+      return comparable(
+        index.lookup({
+          ...scope,
+          hashScheme: o.scheme,
+          prefixHashes: o.chain.map((n) => hashOf(n)),
+          candidateReplicaIds: o.candidates,
+          maxHints: o.maxHints,
+        }),
+      );
+    case "advance":
+      return undefined;
+  }
+}
+
+type Operation = typeof operation extends fc.Arbitrary<infer T> ? T : never;
+
+function comparable(answer: RouteAnswer) {
+  return { ...answer, detail: answer.reason === "no-hint" ? "" : answer.detail };
+}
+
+describe("createCompactCacheIndex() against the v1 engine", () => {
+  it.each([
+    ["default hot thresholds", undefined],
+    ["blocks turning hot and cold all the time", { hotPromote: 3, hotDemote: 2 }],
+  ])("answers every operation the same, with many replicas on shared blocks (%s)", (_, tuning) => {
+    fc.assert(
+      fc.property(
+        fc.array(operation, { minLength: 50, maxLength: 400, size: "max" }),
+        fc.constantFrom(20, 150, 100_000),
+        (operations, maxEntries) => {
+          const clock = new ManualClock();
+          const compact = createCompactCacheIndex({ clock, ttlMs: TTL, maxEntries }, tuning);
+          const reference = createMapCacheIndex({ clock, ttlMs: TTL, maxEntries });
+          for (const o of operations) {
+            if (o.op === "advance") {
+              clock.advance(o.ms);
+              continue;
+            }
+            expect(apply(compact, o)).toEqual(apply(reference, o));
+            expect(compact.size()).toEqual(reference.size());
+          }
+          for (const scheme of [undefined, "s1", "s2"]) {
+            const query = { tenant: TENANT, model: MODEL, hashScheme: scheme };
+            expect(compact.describe(query)).toEqual(reference.describe(query));
+          }
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+});
