@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 DEPS := node_modules/.package-lock.json
 SOURCES := $(shell find src gen bench -name '*.ts' 2>/dev/null)
 
-.PHONY: run test lint generate check-generated bench build image clean system-deps
+.PHONY: run test lint generate check-generated bench simulate build image clean system-deps
 
 $(DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -58,6 +58,10 @@ check-generated: $(DEPS)
 ## bench: benchmarks; results go to bench/RESULTS.md
 bench: build
 	node dist/bench/run-benchmarks.js
+
+## simulate: routing quality per policy on the Mooncake trace (deterministic); writes bench/SIMULATION.md and the README table
+simulate: build
+	node dist/bench/simulate.js
 
 ## image: build the container image (needs a Docker engine)
 image:

@@ -7,13 +7,13 @@ export const NIL = 0xffffffff;
 /** Table slot states besides "holds block id + 1". */
 const EMPTY = 0;
 const TOMBSTONE = 0xffffffff;
-const MIN_TABLE = 1 << 10;
+const MIN_TABLE = 1024;
 /** Old-table slots moved per write while a resize is in progress. */
 const MIGRATE_STEP = 32;
 
 /**
  * The blocks of every scope, keyed by (scheme scope id, 64-bit fingerprint), in flat arrays: 20 bytes
- * per block plus its slot in an open-addressing table of block ids (4 bytes per slot, at most 3/4
+ * per block plus its slot in a linear-probing table of block ids (4 bytes per slot, 1/5 to 4/5
  * full). A block exists while at least one replica holds it.
  *
  * Resizing the table is incremental: a new table takes every insert while the old one is drained
@@ -63,10 +63,11 @@ export class BlockStore {
     return this.#probe(this.#old, hash, scope, high, low);
   }
 
-  /** Creates the block, which must not exist yet, with no holders. */
+  /** Creates the block, which must not exist yet, with no holders. Throws past {@link MAX_BLOCKS}. */
   create(scope: number, high: number, low: number, tokens: number): number {
     let id = this.#freeList;
     if (id === NIL) {
+      if (this.#nextFresh >= MAX_BLOCKS) throw new RangeError(`more than ${MAX_BLOCKS} blocks`);
       id = this.#nextFresh++;
       this.#high.ensure(id);
       this.#low.ensure(id);
@@ -82,7 +83,7 @@ export class BlockStore {
     this.head.set(id, NIL);
     this.tokens.set(id, tokens);
     this.#live++;
-    if ((this.#used + 1) * 4 > this.#table.length * 3) {
+    if ((this.#used + 1) * 5 > this.#table.length * 4) {
       // A resize in progress always finishes long before this (see #resize); finishing it here
       // keeps a full table impossible whatever the mix of writes.
       this.#migrate(Number.POSITIVE_INFINITY);
@@ -95,20 +96,16 @@ export class BlockStore {
 
   /** Deletes a block that has no holders left; its id is reused. */
   delete(id: number): void {
-    const scope = this.#scope.get(id);
-    const high = this.#high.get(id);
-    const low = this.#low.get(id);
-    const hash = keyHash(scope, high, low);
-    if (!this.#erase(this.#table, hash, id) && this.#old !== undefined) {
-      this.#erase(this.#old, hash, id);
-    }
+    const hash = keyHash(this.#scope.get(id), this.#high.get(id), this.#low.get(id));
+    if (this.#eraseShifting(hash, id)) this.#used--;
+    else if (this.#old !== undefined) this.#erase(this.#old, hash, id);
     this.head.set(id, this.#freeList);
     this.#freeList = id;
     this.#live--;
     if (
       this.#old === undefined &&
       this.#table.length > MIN_TABLE &&
-      this.#live * 8 < this.#table.length
+      this.#live * 5 < this.#table.length
     ) {
       this.#resize();
     }
@@ -121,12 +118,14 @@ export class BlockStore {
   }
 
   #probe(table: Uint32Array, hash: number, scope: number, high: number, low: number): number {
-    const mask = table.length - 1;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+    const capacity = table.length;
+    const tag = hash & TAG_MASK;
+    for (let slot = homeSlot(hash, capacity); ; slot = slot + 1 === capacity ? 0 : slot + 1) {
       const entry = table[slot] as number;
       if (entry === EMPTY) return NIL;
-      if (entry === TOMBSTONE) continue;
-      const id = entry - 1;
+      // The tag settles most mismatches without reading the block's key from memory.
+      if (entry >>> ID_BITS !== tag || entry === TOMBSTONE) continue;
+      const id = (entry & ID_MASK) - 1;
       if (
         this.#low.get(id) === low &&
         this.#high.get(id) === high &&
@@ -139,22 +138,58 @@ export class BlockStore {
 
   /** Puts `id` in the first free slot; returns whether that slot was empty (not a tombstone). */
   #place(table: Uint32Array, hash: number, id: number): boolean {
-    const mask = table.length - 1;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+    const capacity = table.length;
+    for (let slot = homeSlot(hash, capacity); ; slot = slot + 1 === capacity ? 0 : slot + 1) {
       const entry = table[slot] as number;
       if (entry === EMPTY || entry === TOMBSTONE) {
-        table[slot] = id + 1;
+        table[slot] = (((hash & TAG_MASK) << ID_BITS) | (id + 1)) >>> 0;
         return entry === EMPTY;
       }
     }
   }
 
+  /**
+   * Deletes from the current table by shifting later entries of the probe run back, so that no
+   * tombstones lengthen probes under churn (a block is created and deleted for every block an
+   * engine stores and evicts).
+   */
+  #eraseShifting(hash: number, id: number): boolean {
+    const table = this.#table;
+    const capacity = table.length;
+    const next = (slot: number) => (slot + 1 === capacity ? 0 : slot + 1);
+    let hole = homeSlot(hash, capacity);
+    for (; ; hole = next(hole)) {
+      const entry = table[hole] as number;
+      if (entry === EMPTY) return false;
+      if ((entry & ID_MASK) === id + 1) break;
+    }
+    for (let slot = next(hole); ; slot = next(slot)) {
+      const entry = table[slot] as number;
+      if (entry === EMPTY) break;
+      const other = (entry & ID_MASK) - 1;
+      const home = homeSlot(
+        keyHash(this.#scope.get(other), this.#high.get(other), this.#low.get(other)),
+        capacity,
+      );
+      // The entry may fill the hole unless its home lies cyclically in (hole, slot].
+      const homeAfterHole =
+        hole <= slot ? home > hole && home <= slot : home > hole || home <= slot;
+      if (!homeAfterHole) {
+        table[hole] = entry;
+        hole = slot;
+      }
+    }
+    table[hole] = EMPTY;
+    return true;
+  }
+
+  /** Deletes from the table being drained: a tombstone, so the drain's position stays valid. */
   #erase(table: Uint32Array, hash: number, id: number): boolean {
-    const mask = table.length - 1;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+    const capacity = table.length;
+    for (let slot = homeSlot(hash, capacity); ; slot = slot + 1 === capacity ? 0 : slot + 1) {
       const entry = table[slot] as number;
       if (entry === EMPTY) return false;
-      if (entry === id + 1) {
+      if (entry !== TOMBSTONE && (entry & ID_MASK) === id + 1) {
         table[slot] = TOMBSTONE;
         return true;
       }
@@ -162,16 +197,15 @@ export class BlockStore {
   }
 
   /**
-   * Starts draining the table into one sized for the live blocks at half load. The drain moves
-   * MIGRATE_STEP old slots per write, so it ends within (old slots / MIGRATE_STEP) writes; the new
-   * table cannot reach 3/4 load in that many writes, because it starts at most 1/2 full.
+   * Starts draining the table into one sized for the live blocks at half load; tables run from 1/5
+   * to 4/5 full, so about 6 bytes of table per block. The drain moves MIGRATE_STEP old slots per
+   * write, so it ends within (old slots / MIGRATE_STEP) writes: long before the new table, at most
+   * half full when it starts, can fill to 4/5.
    */
   #resize(): void {
-    let capacity = MIN_TABLE;
-    while (capacity < this.#live * 2) capacity *= 2;
     this.#old = this.#table;
     this.#migrateAt = 0;
-    this.#table = new Uint32Array(capacity);
+    this.#table = new Uint32Array(Math.max(MIN_TABLE, Math.ceil(this.#live * 2)));
     this.#used = 0;
   }
 
@@ -182,13 +216,25 @@ export class BlockStore {
     for (let slot = this.#migrateAt; slot < end; slot++) {
       const entry = old[slot] as number;
       if (entry === EMPTY || entry === TOMBSTONE) continue;
-      const id = entry - 1;
+      const id = (entry & ID_MASK) - 1;
       const hash = keyHash(this.#scope.get(id), this.#high.get(id), this.#low.get(id));
       if (this.#place(this.#table, hash, id)) this.#used++;
     }
     this.#migrateAt = end;
     if (end === old.length) this.#old = undefined;
   }
+}
+
+/** A table slot holds a 5-bit tag of the key's hash above the block id + 1 (27 bits). */
+const ID_BITS = 27;
+const ID_MASK = (1 << ID_BITS) - 1;
+const TAG_MASK = 31;
+/** The most blocks the store holds: ids + 1 fit 27 bits, all ones being the tombstone. */
+export const MAX_BLOCKS = ID_MASK - 2;
+
+/** A slot in [0, capacity) from the hash's high bits (the tag uses the low ones). */
+function homeSlot(hash: number, capacity: number): number {
+  return Math.floor(((hash >>> 0) * capacity) / 4294967296);
 }
 
 /** The high bit of a block's `tokens`: the block has many holders and is indexed per replica. */

@@ -1,0 +1,121 @@
+/**
+ * Measures the index's memory for one workload, in a process of its own started with `--expose-gc`
+ * (see memory-bench.ts): baseline with an empty index, after filling it to the target holder-blocks,
+ * after clearing every replica, and after filling it again. Prints one JSON line.
+ */
+import { fileURLToPath } from "node:url";
+import { createCacheIndex } from "../src/core/create-cache-index.js";
+import type { PrefixEntry } from "../src/core/types.js";
+import { blockHash, loadTrace, MOONCAKE_BLOCK_TOKENS } from "./mooncake-trace.js";
+
+/** One fill of the index: reports, in order, of (replica, block ids). */
+export type MemoryWorkload = "mooncake" | "distinct" | "shared";
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error("run with node --expose-gc");
+
+const workload = process.argv[2] as MemoryWorkload;
+const target = Number(process.argv[3] ?? 10_000_000);
+const SCOPE = { tenant: "bench", model: "m", hashScheme: "s" };
+const clock = { now: () => performance.now() };
+
+/** Calls `store(replica, ids)` until `target` holder-blocks are stored. */
+function fill(store: (replica: number, ids: readonly number[]) => void): void {
+  if (workload === "distinct") {
+    // Worst case: every block held by one replica. 1,000 replicas, chains of 100 unique blocks.
+    for (let chain = 0; chain * 100 < target; chain++) {
+      store(
+        chain % 1000,
+        Array.from({ length: 100 }, (_, i) => chain * 100 + i),
+      );
+    }
+  } else if (workload === "shared") {
+    // Every block held by 10 of 1,000 replicas: chains of 100 blocks, each stored on 10 replicas.
+    for (let chain = 0; chain * 1000 < target; chain++) {
+      const ids = Array.from({ length: 100 }, (_, i) => chain * 100 + i);
+      for (let copy = 0; copy < 10; copy++) store((chain * 10 + copy) % 1000, ids);
+    }
+  } else {
+    // The Mooncake trace over 7,000 workers, each request's chain stored on a random worker, the
+    // trace repeated with its block ids offset per copy (Dynamo's trace duplication) until full.
+    const trace = loadTrace(
+      fileURLToPath(new URL("../../bench/data/mooncake-conversation.jsonl", import.meta.url)),
+    );
+    let seed = 1;
+    const random = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    let stored = 0;
+    for (let copy = 0; stored < target; copy++) {
+      for (const request of trace) {
+        if (stored >= target) break;
+        const ids = request.hashIds.map((id) => id + copy * 10_000_000);
+        store(Math.floor(random() * 7000), ids);
+        stored += ids.length;
+      }
+    }
+  }
+}
+
+let arrayBytes = 0;
+function measure(): number {
+  gc?.();
+  gc?.();
+  const usage = process.memoryUsage();
+  arrayBytes = usage.arrayBuffers;
+  return usage.heapUsed + usage.arrayBuffers;
+}
+
+const index = createCacheIndex({ clock, maxEntries: target, ttlMs: 3_600_000 });
+const replicas = new Set<number>();
+let distinctBlocks: Set<number> | undefined;
+const store = (replica: number, ids: readonly number[]) => {
+  replicas.add(replica);
+  const prefixes: PrefixEntry[] = ids.map((id, i) => ({
+    prefixHash: blockHash(id),
+    tokenCount: (i + 1) * MOONCAKE_BLOCK_TOKENS,
+  }));
+  index.report({ ...SCOPE, replicaId: `replica-${replica}`, prefixes });
+  if (distinctBlocks !== undefined) for (const id of ids) distinctBlocks.add(id);
+};
+const clearAll = () => {
+  for (const replica of replicas) {
+    index.publish({
+      ...SCOPE,
+      replicaId: `replica-${replica}`,
+      events: [{ type: "all-cleared" }],
+    });
+  }
+};
+
+const baseline = measure();
+const baselineArrays = arrayBytes;
+const started = performance.now();
+fill(store);
+const fillSeconds = (performance.now() - started) / 1000;
+const holderBlocks = index.size().entries;
+const filled = measure();
+const arrayBytesPerHolderBlock = (arrayBytes - baselineArrays) / holderBlocks;
+clearAll();
+const cleared = measure();
+fill(store);
+const refilled = measure();
+// Counted last, outside every measurement.
+distinctBlocks = new Set();
+clearAll();
+fill(store);
+
+console.log(
+  JSON.stringify({
+    workload,
+    holderBlocks,
+    blocks: distinctBlocks.size,
+    replicas: replicas.size,
+    fillSeconds,
+    bytesPerHolderBlock: (filled - baseline) / holderBlocks,
+    arrayBytesPerHolderBlock,
+    retainedAfterClearBytes: cleared - baseline,
+    refillBytesPerHolderBlock: (refilled - baseline) / holderBlocks,
+  }),
+);
