@@ -3,57 +3,143 @@ import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createCacheIndex } from "../src/core/create-cache-index.js";
 import { runGrpcBenchmark } from "./grpc-bench.js";
-import { runInProcessBenchmark } from "./in-process-bench.js";
+import { formatGrpcReplayMarkdown, runGrpcReplayBenchmark } from "./grpc-replay-bench.js";
+import { runMemoryBenchmark } from "./memory-bench.js";
 import { loadTrace } from "./mooncake-trace.js";
+import { formatReplayMarkdown, runReplayBenchmark } from "./replay-bench.js";
 import { fmt } from "./stats.js";
+import { runWriteBenchmark } from "./write-bench.js";
+
+/**
+ * `make bench`: every benchmark of the index, written to bench/RESULTS.md and quoted in README.
+ * Knobs: BENCH_ROUNDS (in-process rounds, 5), BENCH_GRPC_ROUNDS (3), BENCH_HOLDER_BLOCKS (memory
+ * workloads' size, 10,000,000), BENCH_GRPC_REPLAY_FRACTION (head of the replay sent over gRPC, 0.25).
+ */
 
 // Run from dist/bench/ (make bench): the data and the results live in the source tree.
 const repo = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const REPLICAS = 64;
-
-const trace = loadTrace(repo("bench/data/mooncake-conversation.jsonl"));
+const GRPC_ROUNDS = Number(process.env.BENCH_GRPC_ROUNDS ?? 3);
+const HOLDER_BLOCKS = Number(process.env.BENCH_HOLDER_BLOCKS ?? 10_000_000);
+const GRPC_REPLAY_FRACTION = Number(process.env.BENCH_GRPC_REPLAY_FRACTION ?? 0.25);
+const tracePath = repo("bench/data/mooncake-conversation.jsonl");
+const trace = loadTrace(tracePath);
+const mainScript = fileURLToPath(new URL("../src/main.js", import.meta.url));
 const clock = { now: () => performance.now() };
 
-console.log(`in process: ${trace.length} requests over ${REPLICAS} replicas, ${ROUNDS} rounds`);
-const inProcess = runInProcessBenchmark({
-  trace,
-  replicas: REPLICAS,
+console.log(`memory: three workloads of ${HOLDER_BLOCKS} holder-blocks, each in its own process`);
+const memory = runMemoryBenchmark(["mooncake", "shared", "distinct"], HOLDER_BLOCKS);
+console.log(memory);
+
+console.log("block writes: 1,000 replicas storing and evicting chains of 32 blocks");
+const writes = runWriteBenchmark({
+  replicas: 1000,
+  chainsPerReplica: 31,
+  blocksPerEvent: 32,
+  steps: 64,
   rounds: ROUNDS,
-  createIndex: () => createCacheIndex({ clock, maxEntries: 10_000_000, ttlMs: 3_600_000 }),
 });
-console.log(inProcess);
+console.log(writes);
+
+console.log("Mooncake replay in process, 7,000 workers");
+const replay = runReplayBenchmark({
+  trace,
+  rounds: ROUNDS,
+  createIndex: () => createCacheIndex({ clock, maxEntries: 10_000_000, ttlMs: 86_400_000 }),
+});
+console.log(formatReplayMarkdown(replay));
+
+console.log("Mooncake replay over gRPC, 7,000 workers");
+const grpcReplay = await runGrpcReplayBenchmark({
+  mainScript,
+  clientScript: fileURLToPath(new URL("./grpc-replay-client.js", import.meta.url)),
+  tracePath,
+  rounds: GRPC_ROUNDS,
+  fraction: GRPC_REPLAY_FRACTION,
+});
+console.log(formatGrpcReplayMarkdown(grpcReplay));
 
 console.log("over gRPC: LookupRoute against a no-op RPC on the same server");
 const grpc = await runGrpcBenchmark({
-  mainScript: fileURLToPath(new URL("../src/main.js", import.meta.url)),
+  mainScript,
   trace,
-  replicas: REPLICAS,
+  replicas: 64,
   rounds: ROUNDS,
   callsPerPhase: 10_000,
   concurrency: 16,
 });
 console.log(grpc);
 
+const byWorkload = (name: string) => memory.find((m) => m.workload === name);
+const mooncakeMemory = byWorkload("mooncake");
+const verdict = (ok: boolean) => (ok ? "met" : "**not met**");
 const cpu = cpus()[0]?.model ?? "unknown CPU";
 const results = `# Benchmark results
 
-Written by \`make bench\` (\`BENCH_ROUNDS=${ROUNDS}\`); every figure is the median of ${ROUNDS} rounds,
-after an untimed warm-up. Machine: ${cpus().length} x ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB,
-Node ${process.version}. Workload: the Mooncake conversation trace (${trace.length} requests, 512-token
-blocks, \`bench/data/\`), request *i* reported by replica *i* mod ${REPLICAS}.
+Written by \`make bench\` (\`BENCH_ROUNDS=${ROUNDS}\`, \`BENCH_GRPC_ROUNDS=${GRPC_ROUNDS}\`): figures are
+medians over rounds, after an untimed warm-up. Machine: ${cpus().length} x ${cpu},
+${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}. Engine: \`createCompactCacheIndex\`.
+The workloads come from the Mooncake conversation trace (${trace.length} requests, 512-token blocks,
+\`bench/data/\`).
 
-## In process (engine: \`createMapCacheIndex\`)
+## Against the targets
 
-| figure | value |
-|---|---|
-| holder entries after ingesting the trace | ${fmt(inProcess.holderEntries)} |
-| ingested prefixes per second (\`report\`) | ${fmt(inProcess.ingestedPrefixesPerSecond)} |
-| lookups per second (each a trace request's whole chain) | ${fmt(inProcess.lookupsPerSecond)} |
-| lookup latency p50 / p99 | ${fmt(inProcess.lookupP50Us)} µs / ${fmt(inProcess.lookupP99Us)} µs |
-| mean matched blocks of the top hint | ${fmt(inProcess.meanMatchedBlocks)} |
+| figure | target (must) | measured | |
+|---|---|---|---|
+| bytes per holder-block at ${fmt(HOLDER_BLOCKS)} holder-blocks, Mooncake fleet | <= 40 | ${fmt(mooncakeMemory?.bytesPerHolderBlock ?? Number.NaN)} | ${verdict((mooncakeMemory?.bytesPerHolderBlock ?? 99) <= 40)} |
+| in-process lookup p50 / p99, Mooncake chains, 7,000 workers | <= 5 µs / 50 µs | ${fmt(replay.lookupP50Us)} µs / ${fmt(replay.lookupP99Us)} µs | ${verdict(replay.lookupP50Us <= 5 && replay.lookupP99Us <= 50)} |
+| block writes (adds + removes) per second, one core | >= 2M | ${fmt(writes.blockWritesPerSecond)} | ${verdict(writes.blockWritesPerSecond >= 2e6)} |
+| Mooncake replay in process, block ops/s; lookup p99 | >= 1M; <= 1 ms | ${fmt(replay.blockOpsPerSecond)}; ${fmt(replay.lookupP99Us)} µs | ${verdict(replay.blockOpsPerSecond >= 1e6 && replay.lookupP99Us <= 1000)} |
+| Mooncake replay over gRPC, block ops/s; lookup p99 | >= 30k; <= 3.2 ms | ${fmt(grpcReplay.blockOpsPerSecond)}; ${fmt(grpcReplay.lookupP99Us / 1000)} ms | ${verdict(grpcReplay.blockOpsPerSecond >= 30e3 && grpcReplay.lookupP99Us <= 3200)} |
+| \`LookupRoute\` server CPU per call / no-op's | <= 1.3x | ${fmt(grpc.cpuRatio)}x | ${verdict(grpc.cpuRatio <= 1.3)} |
 
-## Over gRPC (server in its own process, client in another, ${grpc.concurrency} calls in flight)
+Ops are counted two ways. *Block ops* are blocks looked up, stored or removed: the index's unit of
+work, and the unit of the field's write figures. *Logical ops* are lookups plus store and remove
+events, one each whatever their size: in process ${fmt(replay.opsPerSecond)}/s, over gRPC
+${fmt(grpcReplay.opsPerSecond)}/s (see the replay tables).
+
+## Memory
+
+Heap plus array buffers after GC, minus the empty index's, divided by holder-blocks; each workload
+in a fresh process (\`bench/memory-probe.ts\`). Then every replica is cleared and the index filled
+again: memory is reused, not grown.
+
+| workload | holder-blocks | blocks | replicas | bytes per holder-block | of which typed arrays | kept after clearing all | after refilling |
+|---|---|---|---|---|---|---|---|
+${memory
+  .map(
+    (m) =>
+      `| ${m.workload} | ${fmt(m.holderBlocks)} | ${fmt(m.blocks)} | ${fmt(m.replicas)} | **${fmt(m.bytesPerHolderBlock)}** | ${fmt(m.arrayBytesPerHolderBlock)} | ${fmt(m.retainedAfterClearBytes / 2 ** 20)} MiB | ${fmt(m.refillBytesPerHolderBlock)} |`,
+  )
+  .join("\n")}
+
+- *mooncake*: the trace's chains, each request stored on one of 7,000 workers at random, the trace
+  repeated with block ids offset per copy until full (${fmt((mooncakeMemory?.holderBlocks ?? 0) / (mooncakeMemory?.blocks ?? 1))} holders per block).
+- *shared*: 1,000 replicas, every block held by 10 of them.
+- *distinct*: the worst case, every block held by one replica.
+
+A holder-block costs 20 bytes (a confirmation tick and four 32-bit links); a block costs 20 bytes
+plus about 6 bytes of hash table, shared by its holders. Pages freed by clearing are kept for reuse.
+
+## Block writes
+
+${fmt(writes.replicas)} replicas each publish batches that store a new chain of ${writes.blocksPerEvent} blocks and evict
+their oldest, at a steady ${fmt(writes.steadyHolderBlocks)} holder-blocks: **${fmt(writes.blockWritesPerSecond)} block writes/s**.
+
+## Mooncake replay (Dynamo's method)
+
+Each request is a lookup of its chain, then one batch of events for the worker it is routed to (a
+seeded random worker, as Dynamo's benchmark partitions the trace): removals when the worker's LRU
+cache is full, then stores of its new blocks. See \`bench/replay-bench.ts\`.
+
+${formatReplayMarkdown(replay)}
+
+${formatGrpcReplayMarkdown(grpcReplay)}
+
+Over gRPC the client (one grpc-js process) shares the machine's two cores with the server and
+spends more CPU per op than the server does, so these figures are bounded by the client.
+
+## \`LookupRoute\` against a no-op RPC (server in its own process, ${grpc.concurrency} calls in flight)
 
 | RPC | calls/s | p50 | p99 | server CPU per call |
 |---|---|---|---|---|
@@ -69,28 +155,21 @@ One call in flight (the latency one gateway request sees):
 
 **Ratios, LookupRoute / no-op, same server and run** (median of per-round ratios):
 server CPU per call **${fmt(grpc.cpuRatio)}x**, p50 latency **${fmt(grpc.p50Ratio)}x**.
-
 Server CPU is read from \`/proc/<pid>/stat\` (10 ms ticks) around each phase of ${fmt(grpc.callsPerPhase)} calls.
-Absolute figures move with the machine's load; the ratios are the comparable figures. The client
-runs on the same two cores as the server, so calls/s and latencies over gRPC are bounded by the
-client as much as by the server; server CPU per call is not.
-
-Where the server's time goes (\`BENCH_SERVER_NODE_ARGS=--cpu-prof make bench\` profiles the server):
-the Map engine's walk of the chain (each of ~24 blocks a lookup in a Map of ~180k string keys, then
-one per replica still matching), garbage collection of a heap of per-entry objects, and protobuf-es's
-reflection-based encoding of the response. A compact typed-array engine removes the first two.
+Absolute figures move with the machine's load; the ratios are the comparable figures.
 `;
 writeFileSync(repo("bench/RESULTS.md"), results);
 console.log("wrote bench/RESULTS.md");
 
 // The README quotes the headline figures between its bench markers; rewrite them from this run.
-const summary = `| figure (median of ${ROUNDS} rounds) | value |
+const summary = `| figure | value |
 |---|---|
-| in process: lookups/s, p50 / p99 | ${fmt(inProcess.lookupsPerSecond)}/s, ${fmt(inProcess.lookupP50Us)} µs / ${fmt(inProcess.lookupP99Us)} µs |
-| in process: ingested prefixes/s | ${fmt(inProcess.ingestedPrefixesPerSecond)}/s |
-| gRPC \`LookupRoute\`: p50 / p99, one call in flight | ${fmt(grpc.lookupSerial.p50Us)} µs / ${fmt(grpc.lookupSerial.p99Us)} µs |
-| gRPC no-op (\`Health/Check\`): p50 / p99, one call in flight | ${fmt(grpc.noopSerial.p50Us)} µs / ${fmt(grpc.noopSerial.p99Us)} µs |
-| gRPC \`LookupRoute\` calls/s (${grpc.concurrency} in flight, client on the same 2 cores) | ${fmt(grpc.lookup.callsPerSecond)}/s (no-op: ${fmt(grpc.noop.callsPerSecond)}/s) |
+| bytes per holder-block, ${fmt(HOLDER_BLOCKS)} holder-blocks (Mooncake fleet; worst case) | ${fmt(mooncakeMemory?.bytesPerHolderBlock ?? Number.NaN)}; ${fmt(byWorkload("distinct")?.bytesPerHolderBlock ?? Number.NaN)} |
+| in process: lookup p50 / p99, 7,000 workers | ${fmt(replay.lookupP50Us)} µs / ${fmt(replay.lookupP99Us)} µs |
+| in process: block writes/s, one core | ${fmt(writes.blockWritesPerSecond)} |
+| Mooncake replay in process: block ops/s (logical ops/s) | ${fmt(replay.blockOpsPerSecond)} (${fmt(replay.opsPerSecond)}) |
+| Mooncake replay over gRPC: block ops/s (logical ops/s); lookup p99 | ${fmt(grpcReplay.blockOpsPerSecond)} (${fmt(grpcReplay.opsPerSecond)}); ${fmt(grpcReplay.lookupP99Us / 1000)} ms |
+| gRPC \`LookupRoute\` p50 / p99, one call in flight (no-op: ${fmt(grpc.noopSerial.p50Us)} µs / ${fmt(grpc.noopSerial.p99Us)} µs) | ${fmt(grpc.lookupSerial.p50Us)} µs / ${fmt(grpc.lookupSerial.p99Us)} µs |
 | **server CPU per call, \`LookupRoute\` / no-op** | **${fmt(grpc.cpuRatio)}x** (${fmt(grpc.lookup.serverCpuUsPerCall)} µs / ${fmt(grpc.noop.serverCpuUsPerCall)} µs) |`;
 const readmePath = repo("README.md");
 const readme = readFileSync(readmePath, "utf8");

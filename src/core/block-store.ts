@@ -1,9 +1,15 @@
-import { PagedU32 } from "./paged-u32.js";
+import { PagedRecords } from "./paged-records.js";
 import { mix32 } from "./prefix-fingerprint.js";
 
 /** "No block" / "no holder": the id no record ever gets. */
 export const NIL = 0xffffffff;
 
+/** Fields of a block record; free ids chain through HEAD. */
+const HIGH = 0;
+const LOW = 1;
+const SCOPE = 2;
+const HEAD = 3;
+const TOKENS = 4;
 /** Table slot states besides "holds block id + 1". */
 const EMPTY = 0;
 const TOMBSTONE = 0xffffffff;
@@ -21,13 +27,8 @@ const MIGRATE_STEP = 32;
  * Freed block ids are reused before new ones, so memory is reused as blocks come and go.
  */
 export class BlockStore {
-  readonly #high = new PagedU32();
-  readonly #low = new PagedU32();
-  readonly #scope = new PagedU32();
-  /** The first holder of the block's recency-ordered holder list; free ids chain through it. */
-  readonly head = new PagedU32();
-  /** Token count of the block, with {@link HOT_BIT} set while it is hot. */
-  readonly tokens = new PagedU32();
+  /** One record per block: HIGH, LOW, SCOPE, HEAD, TOKENS. */
+  readonly #records = new PagedRecords(5);
   #nextFresh = 0;
   #freeList = NIL;
   #live = 0;
@@ -39,6 +40,24 @@ export class BlockStore {
   #old: Uint32Array | undefined;
   #migrateAt = 0;
 
+  /** The first holder of the block's recency-ordered holder list, or NIL. */
+  headOf(block: number): number {
+    return this.#records.get(block, HEAD);
+  }
+
+  setHead(block: number, holder: number): void {
+    this.#records.set(block, HEAD, holder);
+  }
+
+  /** The block's token count, with {@link HOT_BIT} set while it is hot. */
+  tokensOf(block: number): number {
+    return this.#records.get(block, TOKENS);
+  }
+
+  setTokens(block: number, tokens: number): void {
+    this.#records.set(block, TOKENS, tokens);
+  }
+
   /** Blocks stored. */
   get size(): number {
     return this.#live;
@@ -46,13 +65,7 @@ export class BlockStore {
 
   /** Bytes of the block records and tables. */
   get byteLength(): number {
-    const records =
-      this.#high.byteLength +
-      this.#low.byteLength +
-      this.#scope.byteLength +
-      this.head.byteLength +
-      this.tokens.byteLength;
-    return records + this.#table.byteLength + (this.#old?.byteLength ?? 0);
+    return this.#records.byteLength + this.#table.byteLength + (this.#old?.byteLength ?? 0);
   }
 
   /** The block for (scope, fingerprint), or {@link NIL}. Cost: O(1) expected. */
@@ -69,19 +82,15 @@ export class BlockStore {
     if (id === NIL) {
       if (this.#nextFresh >= MAX_BLOCKS) throw new RangeError(`more than ${MAX_BLOCKS} blocks`);
       id = this.#nextFresh++;
-      this.#high.ensure(id);
-      this.#low.ensure(id);
-      this.#scope.ensure(id);
-      this.head.ensure(id);
-      this.tokens.ensure(id);
+      this.#records.ensure(id);
     } else {
-      this.#freeList = this.head.get(id);
+      this.#freeList = this.#records.get(id, HEAD);
     }
-    this.#high.set(id, high);
-    this.#low.set(id, low);
-    this.#scope.set(id, scope);
-    this.head.set(id, NIL);
-    this.tokens.set(id, tokens);
+    this.#records.set(id, HIGH, high);
+    this.#records.set(id, LOW, low);
+    this.#records.set(id, SCOPE, scope);
+    this.#records.set(id, HEAD, NIL);
+    this.#records.set(id, TOKENS, tokens);
     this.#live++;
     if ((this.#used + 1) * 5 > this.#table.length * 4) {
       // A resize in progress always finishes long before this (see #resize); finishing it here
@@ -96,10 +105,14 @@ export class BlockStore {
 
   /** Deletes a block that has no holders left; its id is reused. */
   delete(id: number): void {
-    const hash = keyHash(this.#scope.get(id), this.#high.get(id), this.#low.get(id));
+    const hash = keyHash(
+      this.#records.get(id, SCOPE),
+      this.#records.get(id, HIGH),
+      this.#records.get(id, LOW),
+    );
     if (this.#eraseShifting(hash, id)) this.#used--;
     else if (this.#old !== undefined) this.#erase(this.#old, hash, id);
-    this.head.set(id, this.#freeList);
+    this.#records.set(id, HEAD, this.#freeList);
     this.#freeList = id;
     this.#live--;
     if (
@@ -127,9 +140,9 @@ export class BlockStore {
       if (entry >>> ID_BITS !== tag || entry === TOMBSTONE) continue;
       const id = (entry & ID_MASK) - 1;
       if (
-        this.#low.get(id) === low &&
-        this.#high.get(id) === high &&
-        this.#scope.get(id) === scope
+        this.#records.get(id, LOW) === low &&
+        this.#records.get(id, HIGH) === high &&
+        this.#records.get(id, SCOPE) === scope
       ) {
         return id;
       }
@@ -168,7 +181,11 @@ export class BlockStore {
       if (entry === EMPTY) break;
       const other = (entry & ID_MASK) - 1;
       const home = homeSlot(
-        keyHash(this.#scope.get(other), this.#high.get(other), this.#low.get(other)),
+        keyHash(
+          this.#records.get(other, SCOPE),
+          this.#records.get(other, HIGH),
+          this.#records.get(other, LOW),
+        ),
         capacity,
       );
       // The entry may fill the hole unless its home lies cyclically in (hole, slot].
@@ -197,15 +214,15 @@ export class BlockStore {
   }
 
   /**
-   * Starts draining the table into one sized for the live blocks at half load; tables run from 1/5
-   * to 4/5 full, so about 6 bytes of table per block. The drain moves MIGRATE_STEP old slots per
-   * write, so it ends within (old slots / MIGRATE_STEP) writes: long before the new table, at most
-   * half full when it starts, can fill to 4/5.
+   * Starts draining the table into one sized for the live blocks at 5/8 load; tables run from 1/5
+   * to 4/5 full, about 5.5 bytes of table per block while growing. The drain moves MIGRATE_STEP
+   * old slots per write, so it ends within (old slots / MIGRATE_STEP) writes: long before the new
+   * table, at most 5/8 full when it starts, can fill to 4/5.
    */
   #resize(): void {
     this.#old = this.#table;
     this.#migrateAt = 0;
-    this.#table = new Uint32Array(Math.max(MIN_TABLE, Math.ceil(this.#live * 2)));
+    this.#table = new Uint32Array(Math.max(MIN_TABLE, Math.ceil(this.#live * 1.6)));
     this.#used = 0;
   }
 
@@ -217,7 +234,11 @@ export class BlockStore {
       const entry = old[slot] as number;
       if (entry === EMPTY || entry === TOMBSTONE) continue;
       const id = (entry & ID_MASK) - 1;
-      const hash = keyHash(this.#scope.get(id), this.#high.get(id), this.#low.get(id));
+      const hash = keyHash(
+        this.#records.get(id, SCOPE),
+        this.#records.get(id, HIGH),
+        this.#records.get(id, LOW),
+      );
       if (this.#place(this.#table, hash, id)) this.#used++;
     }
     this.#migrateAt = end;

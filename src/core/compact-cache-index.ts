@@ -6,7 +6,7 @@ import {
   resolveCacheIndexOptions,
 } from "./cache-index-options.js";
 import { HolderSlab } from "./holder-slab.js";
-import { PagedU32 } from "./paged-u32.js";
+import { PagedRecords } from "./paged-records.js";
 import { prefixFingerprint } from "./prefix-fingerprint.js";
 import { freshnessAt } from "./ranking.js";
 import {
@@ -96,7 +96,16 @@ export interface CompactIndexTuning {
 }
 
 const DEFAULT_TUNING: CompactIndexTuning = { hotPromote: 32, hotDemote: 8 };
-/** In a holder's `blockPrev`: the previous "node" is the block itself (the holder is the head). */
+/** Fields of a holder record. CONFIRMED is in ticks (see CompactCacheIndex.#tick). */
+const CONFIRMED = 0;
+/** The index-wide list by confirmation. */
+const LRU_OLDER = 1;
+const LRU_NEWER = 2;
+/** The block's list, newest first. */
+const BLOCK_PREV = 3;
+const BLOCK_NEXT = 4;
+const HOLDER_FIELDS = 5;
+/** In a holder's BLOCK_PREV: the previous "node" is the block itself (the holder is the head). */
 const HEAD_FLAG = 0x80000000;
 const TOKEN_MASK = 0x7fffffff;
 /** Ticks are whole ms since `#base`; rebased before they outgrow 31 bits. */
@@ -142,12 +151,10 @@ class CompactCacheIndex implements CacheIndex {
 
   readonly #blocks = new BlockStore();
   readonly #slab = new HolderSlab();
-  /** Per holder slot. `#confirmed` is in ticks (see {@link CompactCacheIndex.#tick}). */
-  readonly #confirmed = new PagedU32();
-  readonly #lruOlder = new PagedU32();
-  readonly #lruNewer = new PagedU32();
-  readonly #blockPrev = new PagedU32();
-  readonly #blockNext = new PagedU32();
+  /** One record per holder slot: see CONFIRMED and the other field indexes. */
+  readonly #holders = new PagedRecords(HOLDER_FIELDS);
+  /** Slots the holder arrays have room for. */
+  #holderSlots = 0;
   /** Holders of each hot block. */
   readonly #hotCounts = new Map<number, number>();
 
@@ -304,7 +311,7 @@ class CompactCacheIndex implements CacheIndex {
       );
       if (block === NIL) break;
       chain[resolved] = block;
-      const tokens = blocks.tokens.get(block) & TOKEN_MASK;
+      const tokens = blocks.tokensOf(block) & TOKEN_MASK;
       if (tokens > tokensSoFar) tokensSoFar = tokens;
       maxTokens[resolved] = tokensSoFar;
     }
@@ -325,11 +332,11 @@ class CompactCacheIndex implements CacheIndex {
       const levelBound = maxTokens[level] as number;
       if (best.length === limit && (best[limit - 1] as Candidate).score > levelBound) break;
       for (
-        let holder = blocks.head.get(chain[level] as number);
+        let holder = blocks.headOf(chain[level] as number);
         holder !== NIL;
-        holder = this.#blockNext.get(holder)
+        holder = this.#holders.get(holder, BLOCK_NEXT)
       ) {
-        const confirmed = this.#confirmed.get(holder);
+        const confirmed = this.#holders.get(holder, CONFIRMED);
         // Newest first: the rest of this list is expired too.
         if (confirmed < liveSince) break;
         if (
@@ -396,7 +403,7 @@ class CompactCacheIndex implements CacheIndex {
     const liveSince = this.#tick(now) - this.#options.ttlMs;
     this.#blocks.migrate(budget);
     let expiredEntries = 0;
-    while (this.#oldest !== NIL && this.#confirmed.get(this.#oldest) < liveSince) {
+    while (this.#oldest !== NIL && this.#holders.get(this.#oldest, CONFIRMED) < liveSince) {
       if (expiredEntries >= budget) return { expiredEntries, removedReplicas: 0, done: false };
       this.#removeHolder(this.#oldest);
       expiredEntries++;
@@ -435,15 +442,7 @@ class CompactCacheIndex implements CacheIndex {
 
   /** Bytes of every typed array the index holds; the JS objects (replicas, scopes) are not counted. */
   get arrayBytes(): number {
-    return (
-      this.#blocks.byteLength +
-      this.#slab.byteLength +
-      this.#confirmed.byteLength +
-      this.#lruOlder.byteLength +
-      this.#lruNewer.byteLength +
-      this.#blockPrev.byteLength +
-      this.#blockNext.byteLength
-    );
+    return this.#blocks.byteLength + this.#slab.byteLength + this.#holders.byteLength;
   }
 
   /** The consecutive run of `group` from the head of the resolved chain, or undefined if none. */
@@ -458,29 +457,29 @@ class CompactCacheIndex implements CacheIndex {
     for (; run < resolved; run++) {
       const holder = this.#holderOf(this.#chain[run] as number, group);
       if (holder === NIL) break;
-      const confirmed = this.#confirmed.get(holder);
+      const confirmed = this.#holders.get(holder, CONFIRMED);
       if (confirmed < liveSince) break;
       if (confirmed < oldest) oldest = confirmed;
     }
     if (run === 0) return undefined;
     const replica = (this.#groups[group] as HolderGroup).replica;
-    const tokens = this.#blocks.tokens.get(this.#chain[run - 1] as number) & TOKEN_MASK;
+    const tokens = this.#blocks.tokensOf(this.#chain[run - 1] as number) & TOKEN_MASK;
     const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
     return { replica, blocks: run, tokens, freshness, score: tokens * freshness };
   }
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
   #holderOf(block: number, group: number): number {
-    if ((this.#blocks.tokens.get(block) & HOT_BIT) !== 0) {
+    if ((this.#blocks.tokensOf(block) & HOT_BIT) !== 0) {
       return (this.#groups[group] as HolderGroup).hotByBlock?.get(block) ?? NIL;
     }
     let walked = 0;
-    for (let holder = this.#blocks.head.get(block); holder !== NIL; walked++) {
+    for (let holder = this.#blocks.headOf(block); holder !== NIL; walked++) {
       if (this.#slab.owner(holder) === group) {
         this.#walked = walked;
         return holder;
       }
-      holder = this.#blockNext.get(holder);
+      holder = this.#holders.get(holder, BLOCK_NEXT);
     }
     this.#walked = walked;
     return NIL;
@@ -525,7 +524,7 @@ class CompactCacheIndex implements CacheIndex {
         const known = this.#holderOf(block, group.id);
         if (known !== NIL) {
           this.#setTokens(block, tokens);
-          this.#confirmed.set(known, tick);
+          this.#holders.set(known, CONFIRMED, tick);
           this.#moveToNewest(known);
           this.#moveToBlockFront(known, block);
           continue;
@@ -536,7 +535,8 @@ class CompactCacheIndex implements CacheIndex {
         while (this.#entries >= this.#options.maxEntries && this.#oldest !== NIL) {
           // An entry already past its TTL leaves for that reason, whether or not the sweeper got
           // to it yet: counting it as cap pressure would mislead whoever sizes the cap.
-          if (this.#confirmed.get(this.#oldest) < tick - this.#options.ttlMs) evicted.ttl++;
+          if (this.#holders.get(this.#oldest, CONFIRMED) < tick - this.#options.ttlMs)
+            evicted.ttl++;
           else evicted.cap++;
           this.#removeHolder(this.#oldest);
         }
@@ -552,19 +552,18 @@ class CompactCacheIndex implements CacheIndex {
 
   #insertHolder(group: HolderGroup, block: number, tick: number, walked: number): void {
     const holder = this.#slab.allocate(group.id);
-    this.#confirmed.ensure(holder);
-    this.#lruOlder.ensure(holder);
-    this.#lruNewer.ensure(holder);
-    this.#blockPrev.ensure(holder);
-    this.#blockNext.ensure(holder);
-    this.#confirmed.set(holder, tick);
+    if (holder >= this.#holderSlots) {
+      this.#holders.ensure(holder);
+      this.#holderSlots = this.#holders.capacity;
+    }
+    this.#holders.set(holder, CONFIRMED, tick);
     this.#appendNewest(holder);
     this.#pushBlockFront(holder, block);
     group.count++;
     group.scheme.entries++;
     group.replica.holdings++;
     this.#entries++;
-    if ((this.#blocks.tokens.get(block) & HOT_BIT) !== 0) {
+    if ((this.#blocks.tokensOf(block) & HOT_BIT) !== 0) {
       this.#indexHot(group, block, holder);
       this.#hotCounts.set(block, (this.#hotCounts.get(block) ?? 0) + 1);
     } else if (walked + 1 >= this.#tuning.hotPromote) {
@@ -624,17 +623,17 @@ class CompactCacheIndex implements CacheIndex {
   /** Unlinks a holder from every list, frees its slot, and deletes its block if it was the last. */
   #removeHolder(holder: number): void {
     const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
-    const prev = this.#blockPrev.get(holder);
-    const next = this.#blockNext.get(holder);
+    const prev = this.#holders.get(holder, BLOCK_PREV);
+    const next = this.#holders.get(holder, BLOCK_NEXT);
     let emptied = NIL;
     if ((prev & HEAD_FLAG) !== 0) {
       const block = (prev & ~HEAD_FLAG) >>> 0;
-      this.#blocks.head.set(block, next);
-      if (next !== NIL) this.#blockPrev.set(next, prev);
+      this.#blocks.setHead(block, next);
+      if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
       else emptied = block;
     } else {
-      this.#blockNext.set(prev, next);
-      if (next !== NIL) this.#blockPrev.set(next, prev);
+      this.#holders.set(prev, BLOCK_NEXT, next);
+      if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
     }
     const hotBlock = group.hotByHolder?.get(holder);
     if (hotBlock !== undefined) {
@@ -655,17 +654,17 @@ class CompactCacheIndex implements CacheIndex {
 
   /** Makes `block` hot: every holder becomes findable by its group in O(1). */
   #promote(block: number, holders: number): void {
-    this.#blocks.tokens.set(block, (this.#blocks.tokens.get(block) | HOT_BIT) >>> 0);
+    this.#blocks.setTokens(block, (this.#blocks.tokensOf(block) | HOT_BIT) >>> 0);
     this.#hotCounts.set(block, holders);
-    for (let h = this.#blocks.head.get(block); h !== NIL; h = this.#blockNext.get(h)) {
+    for (let h = this.#blocks.headOf(block); h !== NIL; h = this.#holders.get(h, BLOCK_NEXT)) {
       this.#indexHot(this.#groups[this.#slab.owner(h)] as HolderGroup, block, h);
     }
   }
 
   #demote(block: number): void {
     this.#hotCounts.delete(block);
-    this.#blocks.tokens.set(block, this.#blocks.tokens.get(block) & TOKEN_MASK);
-    for (let h = this.#blocks.head.get(block); h !== NIL; h = this.#blockNext.get(h)) {
+    this.#blocks.setTokens(block, this.#blocks.tokensOf(block) & TOKEN_MASK);
+    for (let h = this.#blocks.headOf(block); h !== NIL; h = this.#holders.get(h, BLOCK_NEXT)) {
       const group = this.#groups[this.#slab.owner(h)] as HolderGroup;
       group.hotByBlock?.delete(block);
       group.hotByHolder?.delete(h);
@@ -680,8 +679,8 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   #setTokens(block: number, tokens: number): void {
-    const hot = this.#blocks.tokens.get(block) & HOT_BIT;
-    this.#blocks.tokens.set(block, (tokens | hot) >>> 0);
+    const hot = this.#blocks.tokensOf(block) & HOT_BIT;
+    this.#blocks.setTokens(block, (tokens | hot) >>> 0);
   }
 
   /** Finds or creates the replica's group for `schemeName` (and the scheme's scope). */
@@ -789,8 +788,8 @@ class CompactCacheIndex implements CacheIndex {
     this.#base += shift;
     const slots = this.#slab.slotCapacity;
     for (let slot = 0; slot < slots; slot++) {
-      const confirmed = this.#confirmed.get(slot);
-      this.#confirmed.set(slot, confirmed > shift ? confirmed - shift : 0);
+      const confirmed = this.#holders.get(slot, CONFIRMED);
+      this.#holders.set(slot, CONFIRMED, confirmed > shift ? confirmed - shift : 0);
     }
     return KEEP_AFTER_REBASE;
   }
@@ -806,27 +805,27 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   #pushBlockFront(holder: number, block: number): void {
-    const first = this.#blocks.head.get(block);
-    this.#blockPrev.set(holder, (block | HEAD_FLAG) >>> 0);
-    this.#blockNext.set(holder, first);
-    if (first !== NIL) this.#blockPrev.set(first, holder);
-    this.#blocks.head.set(block, holder);
+    const first = this.#blocks.headOf(block);
+    this.#holders.set(holder, BLOCK_PREV, (block | HEAD_FLAG) >>> 0);
+    this.#holders.set(holder, BLOCK_NEXT, first);
+    if (first !== NIL) this.#holders.set(first, BLOCK_PREV, holder);
+    this.#blocks.setHead(block, holder);
   }
 
   #moveToBlockFront(holder: number, block: number): void {
-    const prev = this.#blockPrev.get(holder);
+    const prev = this.#holders.get(holder, BLOCK_PREV);
     if ((prev & HEAD_FLAG) !== 0) return;
-    const next = this.#blockNext.get(holder);
-    this.#blockNext.set(prev, next);
-    if (next !== NIL) this.#blockPrev.set(next, prev);
+    const next = this.#holders.get(holder, BLOCK_NEXT);
+    this.#holders.set(prev, BLOCK_NEXT, next);
+    if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
     this.#pushBlockFront(holder, block);
   }
 
   #appendNewest(holder: number): void {
-    this.#lruOlder.set(holder, this.#newest);
-    this.#lruNewer.set(holder, NIL);
+    this.#holders.set(holder, LRU_OLDER, this.#newest);
+    this.#holders.set(holder, LRU_NEWER, NIL);
     if (this.#newest === NIL) this.#oldest = holder;
-    else this.#lruNewer.set(this.#newest, holder);
+    else this.#holders.set(this.#newest, LRU_NEWER, holder);
     this.#newest = holder;
   }
 
@@ -837,12 +836,12 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   #detachLru(holder: number): void {
-    const older = this.#lruOlder.get(holder);
-    const newer = this.#lruNewer.get(holder);
+    const older = this.#holders.get(holder, LRU_OLDER);
+    const newer = this.#holders.get(holder, LRU_NEWER);
     if (older === NIL) this.#oldest = newer;
-    else this.#lruNewer.set(older, newer);
+    else this.#holders.set(older, LRU_NEWER, newer);
     if (newer === NIL) this.#newest = older;
-    else this.#lruOlder.set(newer, older);
+    else this.#holders.set(newer, LRU_OLDER, older);
   }
 
   #detachReplica(replica: ReplicaRecord): void {

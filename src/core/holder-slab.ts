@@ -108,7 +108,7 @@ export class HolderSlab {
     if (chunk === NIL) {
       chunk = this.#chunks++;
       if (chunk >= this.#owner.length) {
-        const size = this.#owner.length * 2;
+        const size = Math.ceil(this.#owner.length * 1.5);
         this.#owner = grow(this.#owner, size, 0);
         this.#used = growSigned(this.#used, size);
         this.#next = grow(this.#next, size, 0);
