@@ -10,9 +10,8 @@ const LOW = 1;
 const SCOPE = 2;
 const HEAD = 3;
 const TOKENS = 4;
-/** Table slot states besides "holds block id + 1". */
+/** A table slot that holds nothing. */
 const EMPTY = 0;
-const TOMBSTONE = 0xffffffff;
 const MIN_TABLE = 1024;
 /** Old-table slots moved per write while a resize is in progress. */
 const MIGRATE_STEP = 32;
@@ -34,7 +33,7 @@ export class BlockStore {
   #live = 0;
 
   #table = new Uint32Array(MIN_TABLE);
-  /** Occupied slots of `#table`, tombstones included. */
+  /** Occupied slots of `#table`. */
   #used = 0;
   /** The table being drained during a resize, and the next slot of it to move. */
   #old: Uint32Array | undefined;
@@ -98,7 +97,7 @@ export class BlockStore {
       this.#migrate(Number.POSITIVE_INFINITY);
       this.#resize();
     }
-    if (this.#place(this.#table, keyHash(scope, high, low), id)) this.#used++;
+    this.#insert(keyHash(scope, high, low), id);
     this.#migrate(MIGRATE_STEP);
     return id;
   }
@@ -130,87 +129,99 @@ export class BlockStore {
     this.#migrate(slots);
   }
 
+  /**
+   * Robin Hood probing: every slot stores its entry's distance from its home slot, so a probe only
+   * reads the keys of entries sharing its home, and stops as soon as it meets an entry closer to
+   * its own home than the probe is (the key would have taken that slot).
+   */
   #probe(table: Uint32Array, hash: number, scope: number, high: number, low: number): number {
     const capacity = table.length;
-    const tag = hash & TAG_MASK;
-    for (let slot = homeSlot(hash, capacity); ; slot = slot + 1 === capacity ? 0 : slot + 1) {
+    let slot = homeSlot(hash, capacity);
+    for (let distance = 0; ; distance++) {
       const entry = table[slot] as number;
       if (entry === EMPTY) return NIL;
-      // The tag settles most mismatches without reading the block's key from memory.
-      if (entry >>> ID_BITS !== tag || entry === TOMBSTONE) continue;
-      const id = (entry & ID_MASK) - 1;
-      if (
-        this.#records.get(id, LOW) === low &&
-        this.#records.get(id, HIGH) === high &&
-        this.#records.get(id, SCOPE) === scope
-      ) {
-        return id;
+      const entryDistance = entry >>> ID_BITS;
+      if (entryDistance < distance) return NIL;
+      if (entryDistance === distance && (entry & ID_MASK) !== TOMBSTONE_ID) {
+        const id = (entry & ID_MASK) - 1;
+        if (
+          this.#records.get(id, LOW) === low &&
+          this.#records.get(id, HIGH) === high &&
+          this.#records.get(id, SCOPE) === scope
+        ) {
+          return id;
+        }
       }
-    }
-  }
-
-  /** Puts `id` in the first free slot; returns whether that slot was empty (not a tombstone). */
-  #place(table: Uint32Array, hash: number, id: number): boolean {
-    const capacity = table.length;
-    for (let slot = homeSlot(hash, capacity); ; slot = slot + 1 === capacity ? 0 : slot + 1) {
-      const entry = table[slot] as number;
-      if (entry === EMPTY || entry === TOMBSTONE) {
-        table[slot] = (((hash & TAG_MASK) << ID_BITS) | (id + 1)) >>> 0;
-        return entry === EMPTY;
-      }
+      slot = slot + 1 === capacity ? 0 : slot + 1;
     }
   }
 
   /**
-   * Deletes from the current table by shifting later entries of the probe run back, so that no
-   * tombstones lengthen probes under churn (a block is created and deleted for every block an
-   * engine stores and evicts).
+   * Inserts `id` (not present) into the current table, displacing entries nearer their home, and
+   * returns false when a distance would outgrow its bits (the caller grows the table).
+   */
+  #place(table: Uint32Array, hash: number, id: number): boolean {
+    const capacity = table.length;
+    let slot = homeSlot(hash, capacity);
+    let carried = id + 1;
+    for (let distance = 0; ; distance++) {
+      if (distance > MAX_DISTANCE) return false;
+      const entry = table[slot] as number;
+      if (entry === EMPTY) {
+        table[slot] = ((distance << ID_BITS) | carried) >>> 0;
+        return true;
+      }
+      const entryDistance = entry >>> ID_BITS;
+      if (entryDistance < distance) {
+        table[slot] = ((distance << ID_BITS) | carried) >>> 0;
+        carried = entry & ID_MASK;
+        distance = entryDistance;
+      }
+      slot = slot + 1 === capacity ? 0 : slot + 1;
+    }
+  }
+
+  /** The slot holding `id` in `table`, or -1. Compares ids only: no key is read. */
+  #slotOf(table: Uint32Array, hash: number, id: number): number {
+    const capacity = table.length;
+    let slot = homeSlot(hash, capacity);
+    for (let distance = 0; ; distance++) {
+      const entry = table[slot] as number;
+      if (entry === EMPTY || entry >>> ID_BITS < distance) return -1;
+      if ((entry & ID_MASK) === id + 1) return slot;
+      slot = slot + 1 === capacity ? 0 : slot + 1;
+    }
+  }
+
+  /**
+   * Deletes from the current table by shifting the rest of the run back one slot, each entry one
+   * step nearer its home: no tombstones, and no key read.
    */
   #eraseShifting(hash: number, id: number): boolean {
     const table = this.#table;
     const capacity = table.length;
-    const next = (slot: number) => (slot + 1 === capacity ? 0 : slot + 1);
-    let hole = homeSlot(hash, capacity);
-    for (; ; hole = next(hole)) {
-      const entry = table[hole] as number;
-      if (entry === EMPTY) return false;
-      if ((entry & ID_MASK) === id + 1) break;
-    }
-    for (let slot = next(hole); ; slot = next(slot)) {
-      const entry = table[slot] as number;
-      if (entry === EMPTY) break;
-      const other = (entry & ID_MASK) - 1;
-      const home = homeSlot(
-        keyHash(
-          this.#records.get(other, SCOPE),
-          this.#records.get(other, HIGH),
-          this.#records.get(other, LOW),
-        ),
-        capacity,
-      );
-      // The entry may fill the hole unless its home lies cyclically in (hole, slot].
-      const homeAfterHole =
-        hole <= slot ? home > hole && home <= slot : home > hole || home <= slot;
-      if (!homeAfterHole) {
-        table[hole] = entry;
-        hole = slot;
-      }
+    let hole = this.#slotOf(table, hash, id);
+    if (hole < 0) return false;
+    for (;;) {
+      const next = hole + 1 === capacity ? 0 : hole + 1;
+      const entry = table[next] as number;
+      if (entry === EMPTY || entry >>> ID_BITS === 0) break;
+      table[hole] = (entry - (1 << ID_BITS)) >>> 0;
+      hole = next;
     }
     table[hole] = EMPTY;
     return true;
   }
 
-  /** Deletes from the table being drained: a tombstone, so the drain's position stays valid. */
+  /**
+   * Deletes from the table being drained with a tombstone that keeps its distance, so the drain's
+   * position stays valid and probes past it still stop where they should.
+   */
   #erase(table: Uint32Array, hash: number, id: number): boolean {
-    const capacity = table.length;
-    for (let slot = homeSlot(hash, capacity); ; slot = slot + 1 === capacity ? 0 : slot + 1) {
-      const entry = table[slot] as number;
-      if (entry === EMPTY) return false;
-      if (entry !== TOMBSTONE && (entry & ID_MASK) === id + 1) {
-        table[slot] = TOMBSTONE;
-        return true;
-      }
-    }
+    const slot = this.#slotOf(table, hash, id);
+    if (slot < 0) return false;
+    table[slot] = (((table[slot] as number) & ~ID_MASK) | TOMBSTONE_ID) >>> 0;
+    return true;
   }
 
   /**
@@ -219,11 +230,21 @@ export class BlockStore {
    * old slots per write, so it ends within (old slots / MIGRATE_STEP) writes: long before the new
    * table, at most 5/8 full when it starts, can fill to 4/5.
    */
-  #resize(): void {
+  #resize(capacity = Math.ceil(this.#live * 1.6)): void {
     this.#old = this.#table;
     this.#migrateAt = 0;
-    this.#table = new Uint32Array(Math.max(MIN_TABLE, Math.ceil(this.#live * 1.6)));
+    this.#table = new Uint32Array(Math.max(MIN_TABLE, capacity));
     this.#used = 0;
+  }
+
+  /** Inserts into the current table; on a distance overflow (never seen), grows it first. */
+  #insert(hash: number, id: number): void {
+    while (!this.#place(this.#table, hash, id)) {
+      this.#migrate(Number.POSITIVE_INFINITY);
+      this.#resize(this.#table.length * 2);
+      this.#migrate(Number.POSITIVE_INFINITY);
+    }
+    this.#used++;
   }
 
   #migrate(slots: number): void {
@@ -232,25 +253,33 @@ export class BlockStore {
     const end = Math.min(old.length, this.#migrateAt + slots);
     for (let slot = this.#migrateAt; slot < end; slot++) {
       const entry = old[slot] as number;
-      if (entry === EMPTY || entry === TOMBSTONE) continue;
+      if (entry === EMPTY || (entry & ID_MASK) === TOMBSTONE_ID) continue;
       const id = (entry & ID_MASK) - 1;
-      const hash = keyHash(
-        this.#records.get(id, SCOPE),
-        this.#records.get(id, HIGH),
-        this.#records.get(id, LOW),
+      this.#migrateAt = slot + 1;
+      this.#insert(
+        keyHash(
+          this.#records.get(id, SCOPE),
+          this.#records.get(id, HIGH),
+          this.#records.get(id, LOW),
+        ),
+        id,
       );
-      if (this.#place(this.#table, hash, id)) this.#used++;
+      if (this.#old !== old) return;
     }
     this.#migrateAt = end;
     if (end === old.length) this.#old = undefined;
   }
 }
 
-/** A table slot holds a 5-bit tag of the key's hash above the block id + 1 (27 bits). */
-const ID_BITS = 27;
+/**
+ * A table slot holds the entry's distance from its home slot (6 bits) above the block id + 1
+ * (26 bits); all ones in the id bits is a tombstone (only in a table being drained).
+ */
+const ID_BITS = 26;
 const ID_MASK = (1 << ID_BITS) - 1;
-const TAG_MASK = 31;
-/** The most blocks the store holds: ids + 1 fit 27 bits, all ones being the tombstone. */
+const TOMBSTONE_ID = ID_MASK;
+const MAX_DISTANCE = 63;
+/** The most blocks the store holds: ids + 1 fit 26 bits, all ones being the tombstone. */
 export const MAX_BLOCKS = ID_MASK - 2;
 
 /** A slot in [0, capacity) from the hash's high bits (the tag uses the low ones). */
