@@ -10,6 +10,7 @@ import {
   secondsUpTo,
   type ValueKind,
 } from "./config/value-kinds.js";
+import { MAX_BLOCKS } from "./core/block-store.js";
 import {
   DEFAULT_MAX_CHAIN_LENGTH,
   DEFAULT_MAX_ENTRIES,
@@ -128,7 +129,7 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     env: "INFERENCECACHE_MAX_ENTRIES",
     placeholder: "<n>",
     description: "The most holder entries kept; past it the least recently confirmed are evicted.",
-    kind: positiveInteger,
+    kind: integerAtLeast(1, `an integer from 1 to ${MAX_BLOCKS}`, MAX_BLOCKS),
   },
   maxChainLength: {
     flag: "--max-chain-length",

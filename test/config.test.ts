@@ -234,13 +234,19 @@ describe("parseConfig()", () => {
       "a non-numeric max entries",
       ["--max-entries", "abc"],
       {},
-      'invalid value for --max-entries: "abc" (expected a positive integer)',
+      'invalid value for --max-entries: "abc" (expected an integer from 1 to 67108861)',
     ],
     [
       "zero max entries",
       [],
       { INFERENCECACHE_MAX_ENTRIES: "0" },
-      'invalid value for INFERENCECACHE_MAX_ENTRIES: "0" (expected a positive integer)',
+      'invalid value for INFERENCECACHE_MAX_ENTRIES: "0" (expected an integer from 1 to 67108861)',
+    ],
+    [
+      "more max entries than the index can key",
+      ["--max-entries", "67108862"],
+      {},
+      'invalid value for --max-entries: "67108862" (expected an integer from 1 to 67108861)',
     ],
     [
       "a fractional max chain length",
@@ -258,7 +264,7 @@ describe("parseConfig()", () => {
       "an unsafe max entries",
       ["--max-entries=9007199254740993"],
       {},
-      'invalid value for --max-entries: "9007199254740993" (expected a positive integer)',
+      'invalid value for --max-entries: "9007199254740993" (expected an integer from 1 to 67108861)',
     ],
     [
       "zero default max hints",

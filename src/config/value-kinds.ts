@@ -74,14 +74,18 @@ export function secondsUpTo(max: number): ValueKind<number> {
   };
 }
 
-/** A kind for whole numbers from `min` up, written as plain digits. */
-export function integerAtLeast(min: number, expected = `an integer of at least ${min}`) {
+/** A kind for whole numbers from `min` up (to `max`, when given), written as plain digits. */
+export function integerAtLeast(
+  min: number,
+  expected = `an integer of at least ${min}`,
+  max = Number.MAX_SAFE_INTEGER,
+) {
   const kind: ValueKind<number> = {
     expected,
     parse(raw) {
       if (!/^[0-9]+$/.test(raw)) return undefined;
       const value = Number(raw);
-      return Number.isSafeInteger(value) && value >= min ? value : undefined;
+      return Number.isSafeInteger(value) && value >= min && value <= max ? value : undefined;
     },
     format: String,
   };

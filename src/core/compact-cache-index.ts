@@ -1,4 +1,4 @@
-import { BlockStore, HOT_BIT, NIL } from "./block-store.js";
+import { BlockStore, HOT_BIT, MAX_BLOCKS, NIL } from "./block-store.js";
 import type { CacheIndex } from "./cache-index.js";
 import {
   type CacheIndexOptions,
@@ -143,6 +143,8 @@ export function createCompactCacheIndex(
 class CompactCacheIndex implements CacheIndex {
   readonly #options: ResolvedCacheIndexOptions;
   readonly #tuning: CompactIndexTuning;
+  /** The cap, at most {@link MAX_BLOCKS}: blocks never outnumber entries, so the store never fills. */
+  readonly #maxEntries: number;
   readonly #tenants = new Map<TenantId, Map<ModelId, ModelScope>>();
   readonly #schemeScopes: (SchemeScope | undefined)[] = [];
   readonly #freeSchemeIds: number[] = [];
@@ -181,6 +183,7 @@ class CompactCacheIndex implements CacheIndex {
   constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
     this.#options = options;
     this.#tuning = tuning;
+    this.#maxEntries = Math.min(options.maxEntries, MAX_BLOCKS);
     this.#base = options.clock.now();
     this.#chain = new Uint32Array(options.maxChainLength);
     this.#maxTokens = new Float64Array(options.maxChainLength);
@@ -531,8 +534,8 @@ class CompactCacheIndex implements CacheIndex {
         }
       }
       const walked = this.#walked;
-      if (this.#entries >= this.#options.maxEntries) {
-        while (this.#entries >= this.#options.maxEntries && this.#oldest !== NIL) {
+      if (this.#entries >= this.#maxEntries) {
+        while (this.#entries >= this.#maxEntries && this.#oldest !== NIL) {
           // An entry already past its TTL leaves for that reason, whether or not the sweeper got
           // to it yet: counting it as cap pressure would mislead whoever sizes the cap.
           if (this.#holders.get(this.#oldest, CONFIRMED) < tick - this.#options.ttlMs)
