@@ -1,7 +1,7 @@
 /**
  * KV-cache events as vLLM and SGLang publish them, decoded: the payload frame of a message on an
  * engine's KV-event stream. Names follow the engines' wire names, camelCased; the wire format is
- * described in docs/ (the vLLM KV-event notes).
+ * described in docs/vllm-kv-events.md.
  */
 
 /**
