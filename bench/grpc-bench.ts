@@ -82,7 +82,9 @@ function unary<Req, Res>(
 }
 
 /** Starts the sidecar as a child process on ephemeral ports and resolves with its gRPC address. */
-async function startServer(mainScript: string): Promise<{ child: ChildProcess; address: string }> {
+export async function startServer(
+  mainScript: string,
+): Promise<{ child: ChildProcess; address: string }> {
   // BENCH_SERVER_NODE_ARGS passes flags to the server's node, e.g. "--cpu-prof" to profile it.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
   const child = spawn(
@@ -108,7 +110,7 @@ async function startServer(mainScript: string): Promise<{ child: ChildProcess; a
 }
 
 /** utime + stime of a process, in microseconds. */
-function cpuMicros(pid: number): number {
+export function cpuMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]);
