@@ -76,7 +76,6 @@ function measure(): number {
 
 const index = createCacheIndex({ clock, maxEntries: target, ttlMs: 3_600_000 });
 const replicas = new Set<number>();
-let distinctBlocks: Set<number>;
 const store = (replica: number, ids: readonly number[]) => {
   replicas.add(replica);
   const bytes = new Uint8Array(ids.length * 8);
@@ -115,7 +114,7 @@ const cleared = measure();
 fill(store);
 const refilled = measure();
 // Counted last, outside every measurement: the same fill, into a set instead of the index.
-distinctBlocks = new Set();
+const distinctBlocks = new Set<number>();
 const counted = distinctBlocks;
 fill((_, ids) => {
   for (const id of ids) counted.add(id);

@@ -4,10 +4,8 @@ import {
   type CacheIndexService,
   GetCacheStateResponseSchema,
   HashSchemeStateSchema,
-  LookupRouteResponseSchema,
   PublishEventResponseSchema,
   ReasonCode,
-  ReplicaHintSchema,
   ReplicaStateSchema,
   ReportCacheStateResponseSchema,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
@@ -18,8 +16,9 @@ import type { UnaryServiceImpl } from "../transport/unary-service.js";
 import {
   batchFromProto,
   dropsToProto,
-  ROUTE_REASON_TO_PROTO,
+  lookupRouteResponse,
   reportFromProto,
+  routeAnswerToProto,
   statsToProto,
   totalDropped,
 } from "./message-conversion.js";
@@ -93,10 +92,7 @@ export function createCacheIndexService(
     lookupRoute(request) {
       if (!isReady()) {
         onNotReady(request.model);
-        return create(LookupRouteResponseSchema, {
-          reasonCode: ReasonCode.NOT_READY,
-          detail: "the index is starting up",
-        });
+        return lookupRouteResponse(ReasonCode.NOT_READY, "the index is starting up");
       }
       let answer: RouteAnswer;
       try {
@@ -110,28 +106,12 @@ export function createCacheIndexService(
         });
       } catch (error) {
         onLookupFailure(error);
-        return create(LookupRouteResponseSchema, {
-          reasonCode: ReasonCode.NO_HINT,
-          detail: "the lookup failed inside the index; see the server log",
-        });
+        return lookupRouteResponse(
+          ReasonCode.NO_HINT,
+          "the lookup failed inside the index; see the server log",
+        );
       }
-      return create(LookupRouteResponseSchema, {
-        hints: answer.hints.map((hint) =>
-          create(ReplicaHintSchema, {
-            replicaId: hint.replicaId,
-            matchedBlocks: hint.matchedBlocks,
-            matchedTokens: hint.matchedTokens,
-            freshness: hint.freshness,
-            score: hint.score,
-            stats: statsToProto(hint.replicaId, hint.stats),
-          }),
-        ),
-        reasonCode: ROUTE_REASON_TO_PROTO[answer.reason],
-        invalidField: answer.invalidField,
-        chainTruncated: answer.chainTruncated,
-        evaluatedBlocks: answer.evaluatedBlocks,
-        detail: answer.detail,
-      });
+      return routeAnswerToProto(answer);
     },
 
     getCacheState(request) {

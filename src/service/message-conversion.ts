@@ -4,10 +4,11 @@ import {
   type DropCount,
   DropCountSchema,
   DropReason,
+  type LookupRouteResponse,
   type PublishEventRequest,
   ReasonCode,
+  type ReplicaHint as ReplicaHintMessage,
   type ReplicaStats as ReplicaStatsMessage,
-  ReplicaStatsSchema,
   type ReportCacheStateRequest,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import {
@@ -17,13 +18,20 @@ import {
   DROP_REASONS,
   type DropCounts,
   type EventBatch,
+  type ReplicaHint,
   type ReplicaStats,
+  type RouteAnswer,
   type RouteReason,
 } from "../core/types.js";
 
 /**
  * Conversions between the contract's messages and the core's types. Nothing here decides anything:
  * the core validates, this only renames.
+ *
+ * Messages on LookupRoute's path are object literals rather than `create()` calls: `create()` walks
+ * the schema by reflection, about 3 µs for a response of 4 hints against 0.1 µs. A literal holds
+ * every field of its message, in the order `create()` sets them, so the two are interchangeable;
+ * an unset message field (`stats`) is `undefined`, which protobuf-es reads as unset.
  */
 
 const DROP_REASON_TO_PROTO: Record<CoreDropReason, DropReason> = {
@@ -34,7 +42,7 @@ const DROP_REASON_TO_PROTO: Record<CoreDropReason, DropReason> = {
 };
 
 /** The contract's enum for each core route reason (NOT_READY is answered before the core). */
-export const ROUTE_REASON_TO_PROTO: Record<RouteReason, ReasonCode> = {
+const ROUTE_REASON_TO_PROTO: Record<RouteReason, ReasonCode> = {
   "prefix-match": ReasonCode.PREFIX_MATCH,
   "no-hint": ReasonCode.NO_HINT,
   "hash-scheme-missing": ReasonCode.HASH_SCHEME_MISSING,
@@ -57,7 +65,54 @@ export function statsToProto(
   stats: ReplicaStats | undefined,
 ): ReplicaStatsMessage | undefined {
   if (stats === undefined) return undefined;
-  return create(ReplicaStatsSchema, { replicaId, ...stats });
+  return {
+    $typeName: "inferencecache.v1.ReplicaStats",
+    replicaId,
+    activeRequests: stats.activeRequests,
+    queuedRequests: stats.queuedRequests,
+    kvCacheUsage: stats.kvCacheUsage,
+  };
+}
+
+/** A hint as a message. */
+function hintToProto(hint: ReplicaHint): ReplicaHintMessage {
+  return {
+    $typeName: "inferencecache.v1.ReplicaHint",
+    replicaId: hint.replicaId,
+    matchedBlocks: hint.matchedBlocks,
+    matchedTokens: hint.matchedTokens,
+    freshness: hint.freshness,
+    score: hint.score,
+    stats: statsToProto(hint.replicaId, hint.stats),
+  };
+}
+
+/** The core's answer to a lookup as the contract's response. Cost: O(hints). */
+export function routeAnswerToProto(answer: RouteAnswer): LookupRouteResponse {
+  const hints: ReplicaHintMessage[] = [];
+  for (const hint of answer.hints) hints.push(hintToProto(hint));
+  return {
+    $typeName: "inferencecache.v1.LookupRouteResponse",
+    hints,
+    reasonCode: ROUTE_REASON_TO_PROTO[answer.reason],
+    invalidField: answer.invalidField,
+    chainTruncated: answer.chainTruncated,
+    evaluatedBlocks: answer.evaluatedBlocks,
+    detail: answer.detail,
+  };
+}
+
+/** A response with no hints: the service's own answers (NOT_READY, a failed lookup). */
+export function lookupRouteResponse(reasonCode: ReasonCode, detail: string): LookupRouteResponse {
+  return {
+    $typeName: "inferencecache.v1.LookupRouteResponse",
+    hints: [],
+    reasonCode,
+    invalidField: "",
+    chainTruncated: false,
+    evaluatedBlocks: 0,
+    detail,
+  };
 }
 
 export function reportFromProto(request: ReportCacheStateRequest): CacheReport {

@@ -1,8 +1,10 @@
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import type { GrpcMethodCodec } from "./grpc-method-codec.js";
 import { createGrpcReflection } from "./grpc-reflection.js";
 import { createGrpcUnaryAdapter } from "./grpc-unary-adapter.js";
+import { lookupRouteCodec } from "./lookup-route-codec.js";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   ignoreUnexpectedError,
@@ -38,7 +40,18 @@ export interface GrpcServerOptions<S extends GenService<GenServiceMethods>> {
    * @default ignores the error
    */
   onUnexpectedError?: UnexpectedErrorHandler;
+  /**
+   * Hand-written codecs for methods on the hot path, each used for the method it names (matched by
+   * identity) in place of protobuf-es's reflection-based `fromBinary` and `toBinary`, which every
+   * other method uses. A codec must read and write exactly what protobuf-es does; `[]` serves
+   * every method with protobuf-es.
+   * @default DEFAULT_GRPC_CODECS (LookupRoute's)
+   */
+  codecs?: readonly GrpcMethodCodec[];
 }
+
+/** The hand-written codecs `createGrpcServer()` uses unless told otherwise: LookupRoute's. */
+export const DEFAULT_GRPC_CODECS: readonly GrpcMethodCodec[] = [lookupRouteCodec];
 
 /**
  * Creates a gRPC server (grpc-js, HTTP/2 without TLS) for `service`, with `grpc.health.v1.Health`
@@ -55,7 +68,12 @@ export function createGrpcServer<S extends GenService<GenServiceMethods>>(
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
   });
-  const adapter = createGrpcUnaryAdapter(options.service, options.impl, onUnexpectedError);
+  const adapter = createGrpcUnaryAdapter(
+    options.service,
+    options.impl,
+    onUnexpectedError,
+    options.codecs ?? DEFAULT_GRPC_CODECS,
+  );
   server.addService(adapter.definition, adapter.implementation);
   createGrpcReflection([options.service]).addToServer(server);
   return new GrpcServer({

@@ -1,4 +1,4 @@
-import { type DescMessage, type DescMethod, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { DescMethod, Message } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import {
   type ServerUnaryCall,
@@ -7,6 +7,7 @@ import {
   status,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { createReflectionCodec, type GrpcMethodCodec } from "./grpc-method-codec.js";
 import { toPublicError, type UnexpectedErrorHandler } from "./public-error.js";
 import type { UnaryServiceImpl } from "./unary-service.js";
 
@@ -21,9 +22,11 @@ export interface GrpcUnaryAdapter {
  * be is done once, here: one definition entry per method (path `/${service.typeName}/${method.name}`)
  * and one handler per method.
  *
- * The definition moves raw bytes, and each handler parses, calls and serializes itself. grpc-js
- * answers a `requestDeserialize` that throws with INTERNAL; parsing in the handler lets a request
- * that is not valid protobuf get INVALID_ARGUMENT ("request is not a valid <TypeName>") instead.
+ * The definition moves raw bytes, and each handler parses, calls and serializes itself, with the
+ * method's codec from `codecs` (matched by method identity) or else protobuf-es's. grpc-js answers
+ * a `requestDeserialize` that throws with INTERNAL; parsing in the handler lets a request that is
+ * not valid protobuf get INVALID_ARGUMENT ("request is not a valid <TypeName>") instead, the same
+ * message whichever codec parsed it (the codec's own account of the problem is not sent).
  * Any other failure goes through `toPublicError`. Size limits are grpc-js's: it answers
  * RESOURCE_EXHAUSTED for a message over the server's receive or send limit before or after the
  * handler runs.
@@ -34,6 +37,7 @@ export function createGrpcUnaryAdapter<S extends GenService<GenServiceMethods>>(
   service: S,
   impl: UnaryServiceImpl<S>,
   onUnexpectedError: UnexpectedErrorHandler,
+  codecs: readonly GrpcMethodCodec[] = [],
 ): GrpcUnaryAdapter {
   // UnaryServiceImpl<S> is a conditional type TypeScript cannot index generically; its shape is
   // one function per method's localName, which is what we look up.
@@ -60,6 +64,7 @@ export function createGrpcUnaryAdapter<S extends GenService<GenServiceMethods>>(
     };
     implementation[method.localName] = createUnaryCallHandler(
       method,
+      codecs.find((codec) => codec.method === method) ?? createReflectionCodec(method),
       handler.bind(impl),
       onUnexpectedError,
     );
@@ -75,36 +80,38 @@ function passBytes(bytes: Buffer): Buffer {
 
 function createUnaryCallHandler(
   method: DescMethod,
+  codec: GrpcMethodCodec,
   handler: UnaryHandler,
   onUnexpectedError: UnexpectedErrorHandler,
 ): (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => void {
   const fullName = `${method.parent.typeName}/${method.name}`;
-  const input: DescMessage = method.input;
-  const output: DescMessage = method.output;
   const invalidRequest = {
     code: status.INVALID_ARGUMENT,
-    details: `request is not a valid ${input.typeName}`,
+    details: `request is not a valid ${method.input.typeName}`,
   };
   return (call, callback) => {
-    let request: unknown;
-    try {
-      request = fromBinary(input, call.request);
-    } catch {
+    const decoded = codec.decodeRequest(call.request);
+    if (decoded.error !== undefined) {
       callback(invalidRequest);
       return;
     }
     let response: Uint8Array;
     try {
-      // The handler's declared input and output are this method's, so the casts only restate
-      // what the adapter's signature already checked.
-      response = toBinary(output, handler(request) as Parameters<typeof toBinary>[1]);
+      // The handler is this method's, so it returns the method's output message: the cast only
+      // restates what the adapter's signature already checked.
+      response = codec.encodeResponse(handler(decoded.message) as Message);
     } catch (error) {
       const publicError = toPublicError(error, fullName, onUnexpectedError);
       // Connect's Code values are the gRPC status numbers, so the code passes through as is.
       callback({ code: publicError.code as number, details: publicError.rawMessage });
       return;
     }
-    // A view on the same memory: no copy on the way out.
-    callback(null, Buffer.from(response.buffer, response.byteOffset, response.byteLength));
+    // A Buffer as is, or a view on the same memory: no copy on the way out.
+    callback(
+      null,
+      Buffer.isBuffer(response)
+        ? response
+        : Buffer.from(response.buffer, response.byteOffset, response.byteLength),
+    );
   };
 }

@@ -1,11 +1,19 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { Client, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { CacheIndexService } from "../../gen/inferencecache/v1/cache_index_pb.js";
+import {
+  CacheIndexService,
+  LookupRouteRequestSchema,
+} from "../../gen/inferencecache/v1/cache_index_pb.js";
+import {
+  createReflectionCodec,
+  type GrpcMethodCodec,
+} from "../../src/transport/grpc-method-codec.js";
 import { createGrpcServer, type GrpcServer } from "../../src/transport/grpc-server.js";
 import { createGrpcClient, type GrpcClient } from "../support/grpc-client.js";
 import { createErrorRecorder, fakeCacheIndex, secretFailure } from "./fake-cache-index.js";
@@ -25,13 +33,17 @@ describe("createGrpcServer()", () => {
     recorder.errors.length = 0;
   });
 
-  async function startServer(maxMessageBytes?: number): Promise<string> {
+  async function startServer(
+    maxMessageBytes?: number,
+    codecs?: readonly GrpcMethodCodec[],
+  ): Promise<string> {
     server = createGrpcServer({
       service: CacheIndexService,
       impl: fakeCacheIndex,
       port: 0,
       onUnexpectedError: recorder.onUnexpectedError,
       ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+      ...(codecs === undefined ? {} : { codecs }),
     });
     const { port } = await server.start();
     const address = `127.0.0.1:${port}`;
@@ -108,6 +120,82 @@ describe("createGrpcServer()", () => {
       await rejectionOf(client?.publishEvent({}));
       const response = await client?.getCacheState({ tenant: "acme", model: "llama" });
       expect(response?.tenant).toBe("acme");
+    });
+  });
+
+  describe("codecs", () => {
+    const request = toBinary(
+      LookupRouteRequestSchema,
+      create(LookupRouteRequestSchema, {
+        tenant: "acm\u00e9",
+        model: "llama-\ud83e\udd99",
+        hashScheme: "vllm-sha256_cbor-bs16",
+        prefixHashes: [new Uint8Array([1, 2]), new Uint8Array(64).fill(7), new Uint8Array([3])],
+        candidateReplicaIds: ["replica-1", "replica-2"],
+        maxHints: 300,
+      }),
+    );
+
+    async function lookupRouteBytes(
+      codecs: readonly GrpcMethodCodec[] | undefined,
+      bytes: Uint8Array,
+    ): Promise<Uint8Array> {
+      await startServer(undefined, codecs);
+      try {
+        return await (client as GrpcClient<typeof CacheIndexService>).sendBytes(
+          "LookupRoute",
+          bytes,
+        );
+      } finally {
+        client?.close();
+        await server?.shutdown(0);
+      }
+    }
+
+    it("answers LookupRoute byte for byte as protobuf-es alone would", async () => {
+      const byDefault = await lookupRouteBytes(undefined, request);
+      const byProtobufEs = await lookupRouteBytes([], request);
+      expect(byDefault.length).toBeGreaterThan(0);
+      expect(Buffer.from(byDefault).toString("hex")).toBe(
+        Buffer.from(byProtobufEs).toString("hex"),
+      );
+    });
+
+    it("answers INVALID_ARGUMENT to a LookupRoute whose tenant is not UTF-8", async () => {
+      await startServer();
+      const error = await rejectionOf(
+        client?.sendBytes("LookupRoute", new Uint8Array([0x0a, 0x02, 0xc3, 0x28])),
+      );
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toBe("request is not a valid inferencecache.v1.LookupRouteRequest");
+    });
+
+    it("rejects a LookupRoute field sent with the wrong wire type, which protobuf-es would misread", async () => {
+      // Field 1 (tenant, a string) as the varint 0: protobuf-es reads it as an empty string.
+      const mistyped = new Uint8Array([0x08, 0x00]);
+      await expect(lookupRouteBytes([], mistyped)).resolves.toBeDefined();
+      const error = await rejectionOf(lookupRouteBytes(undefined, mistyped));
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+    });
+
+    it("serves a method with the codec given for it", async () => {
+      const calls: string[] = [];
+      const reflection = createReflectionCodec(CacheIndexService.method.getCacheState);
+      const counting: GrpcMethodCodec = {
+        method: reflection.method,
+        decodeRequest(bytes) {
+          calls.push("decode");
+          return reflection.decodeRequest(bytes);
+        },
+        encodeResponse(response) {
+          calls.push("encode");
+          return reflection.encodeResponse(response);
+        },
+      };
+      await startServer(undefined, [counting]);
+      const response = await client?.getCacheState({ tenant: "acme", model: "llama" });
+      expect(response?.tenant).toBe("acme");
+      expect(calls).toEqual(["decode", "encode"]);
     });
   });
 

@@ -1,0 +1,259 @@
+import {
+  CacheIndexService,
+  type LookupRouteRequest,
+  type LookupRouteRequestSchema,
+  type LookupRouteResponse,
+  type LookupRouteResponseSchema,
+  type ReplicaHint,
+  type ReplicaStats,
+} from "../../gen/inferencecache/v1/cache_index_pb.js";
+import type { DecodeResult, GrpcMethodCodec } from "./grpc-method-codec.js";
+import { ProtoReader, WireFormatError, WireType } from "./proto-reader.js";
+import {
+  checkInt32,
+  checkUint32,
+  int32Size,
+  ProtoWriter,
+  utf8Length,
+  varintSize,
+} from "./proto-writer.js";
+
+/**
+ * A hand-written codec for LookupRoute, the call every gateway request makes. On a trace request
+ * (a 24-block chain, 4 hints) protobuf-es's reflection-based `fromBinary` and `toBinary` cost about
+ * 5 µs and 25 µs; this costs about 1.7 µs and 0.7 µs, 1.2 µs of it the one `Uint8Array` view per
+ * prefix hash that the index's `RouteQuery` takes.
+ *
+ * It reads and writes what protobuf-es does (proven by property tests against it):
+ * - decoding: proto3 defaults for absent fields, the last value of a repeated singular field,
+ *   unknown fields skipped (not kept in `$unknown`), prefix hashes as views of the input, strict
+ *   UTF-8. A known field with the wrong wire type is rejected, where protobuf-es would misread it.
+ * - encoding: the same bytes as `toBinary`, fields in number order, implicit-presence zeros
+ *   omitted (but `-0` written), and protobuf-es's error for a value outside a field's range.
+ *   `$unknown` fields are not written: the service never sets them.
+ */
+export const lookupRouteCodec: GrpcMethodCodec<
+  typeof LookupRouteRequestSchema,
+  typeof LookupRouteResponseSchema
+> = {
+  method: CacheIndexService.method.lookupRoute,
+  decodeRequest: decodeLookupRouteRequest,
+  encodeResponse: encodeLookupRouteResponse,
+};
+
+const REQUEST_TAG = {
+  tenant: (1 << 3) | WireType.LengthDelimited,
+  model: (2 << 3) | WireType.LengthDelimited,
+  hashScheme: (3 << 3) | WireType.LengthDelimited,
+  prefixHashes: (4 << 3) | WireType.LengthDelimited,
+  candidateReplicaIds: (5 << 3) | WireType.LengthDelimited,
+  maxHints: (6 << 3) | WireType.Varint,
+} as const;
+
+/** LookupRouteRequest's fields by number, as the proto names them, for errors. */
+const REQUEST_FIELDS = [
+  "",
+  "tenant",
+  "model",
+  "hash_scheme",
+  "prefix_hashes",
+  "candidate_replica_ids",
+  "max_hints",
+];
+
+/**
+ * The scope of the last request decoded. A gateway sends the same tenant, model and scheme on
+ * nearly every call; handing back the same strings spares an allocation and the hashing of a new
+ * string in every `Map` they key (about 0.3 µs a call). Module state is safe: decoding is
+ * synchronous, and strings are immutable.
+ */
+const recent = { tenant: "", model: "", hashScheme: "" };
+
+/** Stands for `prefix_hashes[i]` in errors until `i` is known, so that no label is built per hash. */
+const PREFIX_HASH_LABEL = "prefix_hashes[?]";
+
+/**
+ * Parses a `LookupRouteRequest`, or says what is wrong with the bytes ("tenant is not valid
+ * UTF-8", "prefix_hashes[2] runs past the end of the message"). Never throws for bad input.
+ * Cost: O(bytes); allocates the message, its two arrays, a view per prefix hash and the strings
+ * (but not a tenant, model or scheme equal to the previous request's).
+ */
+export function decodeLookupRouteRequest(bytes: Uint8Array): DecodeResult<LookupRouteRequest> {
+  const reader = new ProtoReader(bytes);
+  let tenant = "";
+  let model = "";
+  let hashScheme = "";
+  const prefixHashes: Uint8Array[] = [];
+  const candidateReplicaIds: string[] = [];
+  let maxHints = 0;
+  try {
+    while (!reader.done) {
+      const tag = reader.tag();
+      switch (tag) {
+        case REQUEST_TAG.tenant:
+          tenant = reader.string("tenant", recent.tenant);
+          break;
+        case REQUEST_TAG.model:
+          model = reader.string("model", recent.model);
+          break;
+        case REQUEST_TAG.hashScheme:
+          hashScheme = reader.string("hash_scheme", recent.hashScheme);
+          break;
+        case REQUEST_TAG.prefixHashes:
+          // A constant label: the hash's index is filled in only when reading fails.
+          prefixHashes.push(reader.bytes(PREFIX_HASH_LABEL));
+          break;
+        case REQUEST_TAG.candidateReplicaIds:
+          candidateReplicaIds.push(reader.string("candidate_replica_ids"));
+          break;
+        case REQUEST_TAG.maxHints:
+          maxHints = reader.uint32("max_hints");
+          break;
+        default: {
+          const name = REQUEST_FIELDS[tag >>> 3];
+          if (name !== undefined) {
+            return { error: `${name} has wire type ${tag & 7}, which its type does not use` };
+          }
+          reader.skip(tag);
+        }
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof WireFormatError)) throw error;
+    // A hash that failed to read is the one after those read.
+    return {
+      error: error.message.replace(PREFIX_HASH_LABEL, `prefix_hashes[${prefixHashes.length}]`),
+    };
+  }
+  recent.tenant = tenant;
+  recent.model = model;
+  recent.hashScheme = hashScheme;
+  return {
+    message: {
+      $typeName: "inferencecache.v1.LookupRouteRequest",
+      tenant,
+      model,
+      hashScheme,
+      prefixHashes,
+      candidateReplicaIds,
+      maxHints,
+    },
+  };
+}
+
+const RESPONSE = "inferencecache.v1.LookupRouteResponse";
+const HINT = "inferencecache.v1.ReplicaHint";
+const STATS = "inferencecache.v1.ReplicaStats";
+
+/**
+ * Sizes worked out for each hint before writing, so that nothing is measured twice: per hint,
+ * `[hint body, replica_id bytes, stats body or -1 when unset, stats.replica_id bytes]`. Reused by
+ * every call (encoding is synchronous) and grown as needed up to `MAX_SHARED_HINTS` hints (the
+ * service sends at most 64); a larger response gets scratch of its own rather than pinning it.
+ */
+const HINT_SLOTS = 4;
+const MAX_SHARED_HINTS = 1024;
+let hintSizes = new Int32Array(64 * HINT_SLOTS);
+
+/**
+ * Serializes a `LookupRouteResponse` to the bytes protobuf-es's `toBinary` writes for it. Throws
+ * protobuf-es's error for a uint32 or enum value out of range. Cost: O(hints + string lengths),
+ * two passes (sizes, then bytes) into one buffer of the exact size; allocates only that buffer.
+ */
+export function encodeLookupRouteResponse(response: LookupRouteResponse): Buffer {
+  const hints = response.hints;
+  const count = hints.length;
+  if (hintSizes.length < count * HINT_SLOTS && count <= MAX_SHARED_HINTS) {
+    hintSizes = new Int32Array(MAX_SHARED_HINTS * HINT_SLOTS);
+  }
+  const sizes = count <= MAX_SHARED_HINTS ? hintSizes : new Int32Array(count * HINT_SLOTS);
+  let size = 0;
+  for (let index = 0; index < count; index++) {
+    const body = measureHint(hints[index] as ReplicaHint, sizes, index * HINT_SLOTS);
+    size += 1 + varintSize(body) + body;
+  }
+  const { reasonCode, invalidField, chainTruncated, evaluatedBlocks, detail } = response;
+  checkInt32(reasonCode, `${RESPONSE}.reason_code`);
+  if (reasonCode !== 0) size += 1 + int32Size(reasonCode);
+  const invalidFieldBytes = utf8Length(invalidField);
+  if (invalidFieldBytes > 0) size += 1 + varintSize(invalidFieldBytes) + invalidFieldBytes;
+  if (chainTruncated) size += 2;
+  checkUint32(evaluatedBlocks, `${RESPONSE}.evaluated_blocks`);
+  if (evaluatedBlocks !== 0) size += 1 + varintSize(evaluatedBlocks);
+  const detailBytes = utf8Length(detail);
+  if (detailBytes > 0) size += 1 + varintSize(detailBytes) + detailBytes;
+
+  const writer = new ProtoWriter(size);
+  for (let index = 0; index < count; index++) {
+    writeHint(writer, hints[index] as ReplicaHint, sizes, index * HINT_SLOTS);
+  }
+  if (reasonCode !== 0) writer.tag(2, WireType.Varint).int32(reasonCode);
+  if (invalidFieldBytes > 0) {
+    writer.tag(3, WireType.LengthDelimited).string(invalidField, invalidFieldBytes);
+  }
+  if (chainTruncated) writer.tag(4, WireType.Varint).bool(true);
+  if (evaluatedBlocks !== 0) writer.tag(5, WireType.Varint).uint32(evaluatedBlocks);
+  if (detailBytes > 0) writer.tag(6, WireType.LengthDelimited).string(detail, detailBytes);
+  return writer.finish();
+}
+
+/** Checks a hint's values, records its sizes at `sizes[at..at + 3]` and returns its body's size. */
+function measureHint(hint: ReplicaHint, sizes: Int32Array, at: number): number {
+  let size = 0;
+  const replicaIdBytes = utf8Length(hint.replicaId);
+  if (replicaIdBytes > 0) size += 1 + varintSize(replicaIdBytes) + replicaIdBytes;
+  checkUint32(hint.matchedBlocks, `${HINT}.matched_blocks`);
+  if (hint.matchedBlocks !== 0) size += 1 + varintSize(hint.matchedBlocks);
+  checkUint32(hint.matchedTokens, `${HINT}.matched_tokens`);
+  if (hint.matchedTokens !== 0) size += 1 + varintSize(hint.matchedTokens);
+  if (!Object.is(hint.freshness, 0)) size += 9;
+  if (!Object.is(hint.score, 0)) size += 9;
+  let statsBody = -1;
+  let statsReplicaIdBytes = 0;
+  const stats = hint.stats;
+  if (stats !== undefined) {
+    statsReplicaIdBytes = utf8Length(stats.replicaId);
+    statsBody = measureStats(stats, statsReplicaIdBytes);
+    size += 1 + varintSize(statsBody) + statsBody;
+  }
+  sizes[at] = size;
+  sizes[at + 1] = replicaIdBytes;
+  sizes[at + 2] = statsBody;
+  sizes[at + 3] = statsReplicaIdBytes;
+  return size;
+}
+
+function measureStats(stats: ReplicaStats, replicaIdBytes: number): number {
+  let size = 0;
+  if (replicaIdBytes > 0) size += 1 + varintSize(replicaIdBytes) + replicaIdBytes;
+  checkUint32(stats.activeRequests, `${STATS}.active_requests`);
+  if (stats.activeRequests !== 0) size += 1 + varintSize(stats.activeRequests);
+  checkUint32(stats.queuedRequests, `${STATS}.queued_requests`);
+  if (stats.queuedRequests !== 0) size += 1 + varintSize(stats.queuedRequests);
+  if (!Object.is(stats.kvCacheUsage, 0)) size += 9;
+  return size;
+}
+
+/** Writes hints[i] as field 1 of the response, with the sizes `measureHint` recorded at `at`. */
+function writeHint(writer: ProtoWriter, hint: ReplicaHint, sizes: Int32Array, at: number): void {
+  writer.fork(1, sizes[at] as number);
+  const replicaIdBytes = sizes[at + 1] as number;
+  if (replicaIdBytes > 0) {
+    writer.tag(1, WireType.LengthDelimited).string(hint.replicaId, replicaIdBytes);
+  }
+  if (hint.matchedBlocks !== 0) writer.tag(2, WireType.Varint).uint32(hint.matchedBlocks);
+  if (hint.matchedTokens !== 0) writer.tag(3, WireType.Varint).uint32(hint.matchedTokens);
+  if (!Object.is(hint.freshness, 0)) writer.tag(4, WireType.Bit64).double(hint.freshness);
+  if (!Object.is(hint.score, 0)) writer.tag(5, WireType.Bit64).double(hint.score);
+  const stats = hint.stats;
+  const statsBody = sizes[at + 2] as number;
+  if (stats === undefined || statsBody < 0) return;
+  writer.fork(6, statsBody);
+  const statsReplicaIdBytes = sizes[at + 3] as number;
+  if (statsReplicaIdBytes > 0) {
+    writer.tag(1, WireType.LengthDelimited).string(stats.replicaId, statsReplicaIdBytes);
+  }
+  if (stats.activeRequests !== 0) writer.tag(2, WireType.Varint).uint32(stats.activeRequests);
+  if (stats.queuedRequests !== 0) writer.tag(3, WireType.Varint).uint32(stats.queuedRequests);
+  if (!Object.is(stats.kvCacheUsage, 0)) writer.tag(4, WireType.Bit64).double(stats.kvCacheUsage);
+}
