@@ -13,6 +13,7 @@ import {
   prefixHashProblem,
   problemError,
 } from "../../src/core/request-validation.js";
+import { checkRouteQuery, copyStats, noHint } from "../../src/core/route-query-check.js";
 import {
   type CacheReport,
   type DropCounts,
@@ -183,28 +184,10 @@ class MapCacheIndex implements CacheIndex {
   }
 
   lookup(query: RouteQuery): RouteAnswer {
-    const invalid =
-      nameProblem("tenant", query.tenant, true) ??
-      nameProblem("model", query.model, true) ??
-      nameProblem("hash_scheme", query.hashScheme, false);
-    if (invalid) return noHint("invalid-request", invalid.field, 0, false, invalid.message);
-    if (query.hashScheme === "") {
-      return noHint("hash-scheme-missing", "", 0, false, "hash_scheme is required");
-    }
+    const checked = checkRouteQuery(query, this.#options.maxChainLength);
+    if ("answer" in checked) return checked.answer;
+    const { depth, truncated } = checked;
     const { prefixHashes } = query;
-    if (prefixHashes.length === 0) {
-      return noHint("invalid-request", "prefix_hashes", 0, false, "prefix_hashes is empty");
-    }
-    const truncated = prefixHashes.length > this.#options.maxChainLength;
-    const depth = truncated ? this.#options.maxChainLength : prefixHashes.length;
-    for (let i = 0; i < depth; i++) {
-      const problem = prefixHashProblem(prefixHashes[i] as Uint8Array);
-      if (problem !== undefined) {
-        const field = `prefix_hashes[${i}]`;
-        const why = problem === "prefix-hash-empty" ? "empty" : "longer than 64 bytes";
-        return noHint("invalid-request", field, 0, truncated, `${field} is ${why}`);
-      }
-    }
 
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     const table = scope?.schemes.get(query.hashScheme);
@@ -563,22 +546,4 @@ class MapCacheIndex implements CacheIndex {
     replica.quieter = undefined;
     replica.louder = undefined;
   }
-}
-
-function copyStats(stats: ReplicaStats): ReplicaStats {
-  return {
-    activeRequests: stats.activeRequests,
-    queuedRequests: stats.queuedRequests,
-    kvCacheUsage: stats.kvCacheUsage,
-  };
-}
-
-function noHint(
-  reason: RouteAnswer["reason"],
-  invalidField: string,
-  evaluatedBlocks: number,
-  chainTruncated: boolean,
-  detail: string,
-): RouteAnswer {
-  return { reason, hints: [], invalidField, chainTruncated, evaluatedBlocks, detail };
 }

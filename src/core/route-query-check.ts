@@ -1,0 +1,67 @@
+import { nameProblem, prefixHashProblem } from "./request-validation.js";
+import type { ReplicaStats, RouteAnswer, RouteQuery } from "./types.js";
+
+/** The part of a chain a lookup evaluates. */
+export interface EvaluatedChain {
+  /** Blocks evaluated: the chain's length, cut to the index's maximum. */
+  readonly depth: number;
+  readonly truncated: boolean;
+}
+
+/**
+ * Checks a lookup before any engine reads its index: names, scheme, and every evaluated hash.
+ * Returns the answer for a query that cannot be evaluated, or how much of the chain to evaluate.
+ * Cost: O(evaluated blocks).
+ */
+export function checkRouteQuery(
+  query: RouteQuery,
+  maxChainLength: number,
+): { readonly answer: RouteAnswer } | EvaluatedChain {
+  const invalid =
+    nameProblem("tenant", query.tenant, true) ??
+    nameProblem("model", query.model, true) ??
+    nameProblem("hash_scheme", query.hashScheme, false);
+  if (invalid) {
+    return { answer: noHint("invalid-request", invalid.field, 0, false, invalid.message) };
+  }
+  if (query.hashScheme === "") {
+    return { answer: noHint("hash-scheme-missing", "", 0, false, "hash_scheme is required") };
+  }
+  const { prefixHashes } = query;
+  if (prefixHashes.length === 0) {
+    return {
+      answer: noHint("invalid-request", "prefix_hashes", 0, false, "prefix_hashes is empty"),
+    };
+  }
+  const truncated = prefixHashes.length > maxChainLength;
+  const depth = truncated ? maxChainLength : prefixHashes.length;
+  for (let i = 0; i < depth; i++) {
+    const problem = prefixHashProblem(prefixHashes[i] as Uint8Array);
+    if (problem !== undefined) {
+      const field = `prefix_hashes[${i}]`;
+      const why = problem === "prefix-hash-empty" ? "empty" : "longer than 64 bytes";
+      return { answer: noHint("invalid-request", field, 0, truncated, `${field} is ${why}`) };
+    }
+  }
+  return { depth, truncated };
+}
+
+/** An answer without hints. */
+export function noHint(
+  reason: RouteAnswer["reason"],
+  invalidField: string,
+  evaluatedBlocks: number,
+  chainTruncated: boolean,
+  detail: string,
+): RouteAnswer {
+  return { reason, hints: [], invalidField, chainTruncated, evaluatedBlocks, detail };
+}
+
+/** A copy of reported stats, so that the index never holds the caller's object. */
+export function copyStats(stats: ReplicaStats): ReplicaStats {
+  return {
+    activeRequests: stats.activeRequests,
+    queuedRequests: stats.queuedRequests,
+    kvCacheUsage: stats.kvCacheUsage,
+  };
+}
