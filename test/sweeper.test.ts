@@ -25,7 +25,7 @@ class FakeSweptIndex {
     if (this.failure !== undefined) throw this.failure;
     const done = this.unfinishedSteps === 0;
     if (!done) this.unfinishedSteps--;
-    return { expiredEntries: done ? 0 : 1, removedReplicas: 0, done };
+    return { expiredEntries: done ? 0 : 1, renewedEntries: 0, removedReplicas: 0, done };
   }
 
   get steps(): number {
@@ -126,7 +126,12 @@ describe("createSweeper()", () => {
     startSweeper({ index, intervalMs: 10, onSweep: (outcome) => outcomes.push(outcome) });
 
     await waitUntil(() => expect(outcomes.length).toBeGreaterThanOrEqual(1));
-    expect(outcomes[0]).toEqual({ expiredEntries: 0, removedReplicas: 0, done: true });
+    expect(outcomes[0]).toEqual({
+      expiredEntries: 0,
+      renewedEntries: 0,
+      removedReplicas: 0,
+      done: true,
+    });
   });
 
   it("continues a sweep that is not done without waiting for the next interval", async () => {

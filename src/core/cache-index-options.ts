@@ -1,4 +1,5 @@
 import type { Clock } from "./clock.js";
+import { STORAGE_TIERS, type StorageTier } from "./types.js";
 
 /** Options every {@link CacheIndex} engine takes. */
 export interface CacheIndexOptions {
@@ -6,7 +7,8 @@ export interface CacheIndexOptions {
   clock: Clock;
   /**
    * How long a confirmed entry stays live, in ms. An entry is live while its age is <= ttlMs.
-   * Non-positive or non-finite values fall back to the default with a warning.
+   * Non-positive or non-finite values, and values above {@link MAX_TTL_MS}, fall back to the default
+   * with a warning.
    * @default 120_000
    */
   ttlMs?: number;
@@ -31,16 +33,33 @@ export interface CacheIndexOptions {
    * @default 64
    */
   maxHintsLimit?: number;
+  /**
+   * How much a match counts per storage tier, each in (0, 1]: a hint's score is its tokens x
+   * freshness x the weight of the slowest tier in its run. Tiers not given keep their default; a
+   * value out of range falls back to the default with a warning.
+   * @default { gpu: 1, cpu: 0.8, disk: 0.5, other: 0.5 }
+   */
+  tierWeights?: Partial<Record<StorageTier, number>>;
 }
 
 /** {@link CacheIndexOptions} with every default applied. */
-export type ResolvedCacheIndexOptions = Required<CacheIndexOptions>;
+export type ResolvedCacheIndexOptions = Required<Omit<CacheIndexOptions, "tierWeights">> & {
+  readonly tierWeights: Readonly<Record<StorageTier, number>>;
+};
 
 export const DEFAULT_TTL_MS = 120_000;
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
 export const DEFAULT_MAX_CHAIN_LENGTH = 8192;
 export const DEFAULT_MAX_HINTS = 4;
 export const DEFAULT_MAX_HINTS_LIMIT = 64;
+/** The longest TTL: one day. Engines keep ticks of 28 bits (see the compact engine's rebase). */
+export const MAX_TTL_MS = 86_400_000;
+export const DEFAULT_TIER_WEIGHTS: Readonly<Record<StorageTier, number>> = {
+  gpu: 1,
+  cpu: 0.8,
+  disk: 0.5,
+  other: 0.5,
+};
 
 /**
  * Applies defaults and repairs values that cannot work. Engines call it on their options too, so a
@@ -66,10 +85,28 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
     );
     return fallback;
   };
+  let ttlMs = positive("ttlMs", options.ttlMs, DEFAULT_TTL_MS, false);
+  if (ttlMs > MAX_TTL_MS) {
+    warnings.push(
+      `ttlMs must be at most ${MAX_TTL_MS} (one day), got ${ttlMs}; using ${DEFAULT_TTL_MS}`,
+    );
+    ttlMs = DEFAULT_TTL_MS;
+  }
+  const tierWeights = { ...DEFAULT_TIER_WEIGHTS };
+  for (const tier of STORAGE_TIERS) {
+    const weight = options.tierWeights?.[tier];
+    if (weight === undefined) continue;
+    if (Number.isFinite(weight) && weight > 0 && weight <= 1) tierWeights[tier] = weight;
+    else {
+      warnings.push(
+        `tierWeights.${tier} must be in (0, 1], got ${weight}; using ${DEFAULT_TIER_WEIGHTS[tier]}`,
+      );
+    }
+  }
   return {
     options: {
       clock: options.clock,
-      ttlMs: positive("ttlMs", options.ttlMs, DEFAULT_TTL_MS, false),
+      ttlMs,
       maxEntries: positive("maxEntries", options.maxEntries, DEFAULT_MAX_ENTRIES, true),
       maxChainLength: positive(
         "maxChainLength",
@@ -89,6 +126,7 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
         DEFAULT_MAX_HINTS_LIMIT,
         true,
       ),
+      tierWeights,
     },
     warnings,
   };

@@ -3,6 +3,7 @@ import type {
   EventBatch,
   IndexSize,
   PublishOutcome,
+  ReplicaRef,
   ReportOutcome,
   RouteAnswer,
   RouteQuery,
@@ -20,7 +21,7 @@ import type {
  * - Entries are keyed by (tenant, model, hashScheme, prefixHash, replica); nothing written in one
  *   (tenant, model, hashScheme) is visible from another.
  * - An entry whose age exceeds the TTL is never returned, swept or not; age exactly equal to the TTL
- *   is still live.
+ *   is still live. The one exception: entries of a replica kept alive ({@link CacheIndex.keepAlive}).
  * - The number of holder entries never exceeds `maxEntries`: inserting past it evicts the least
  *   recently confirmed entries first.
  * - Every method runs to completion synchronously, so a lookup never sees half of a write; a write
@@ -51,8 +52,17 @@ export interface CacheIndex {
   describe(query: ScopeQuery): ScopeState;
 
   /**
-   * Removes expired entries (oldest first), then replicas silent past the TTL that hold nothing,
-   * and scopes left empty: `budget` removals at most. Cost: O(budget).
+   * Marks a replica whose holdings are vouched for by a live event stream: until `until` (index
+   * clock), its entries do not expire, and a sweep confirms again (as of the sweep) those that reach
+   * the TTL. Once `until` has passed, the TTL applies from each entry's last confirmation. A later
+   * call replaces the deadline. Unknown replicas are ignored. Cost: O(1).
+   */
+  keepAlive(replica: ReplicaRef, until: number): void;
+
+  /**
+   * Removes expired entries (oldest first), confirming again instead those of replicas kept alive,
+   * then replicas silent past the TTL that hold nothing, and scopes left empty: `budget` entries
+   * and replicas at most. Cost: O(budget).
    */
   sweep(budget: number): SweepOutcome;
 

@@ -18,8 +18,10 @@ import {
   problemError,
 } from "./request-validation.js";
 import { checkRouteQuery, copyStats, noHint } from "./route-query-check.js";
+import { ALL_TIERS, TierWeights, tierBit } from "./tier-weights.js";
 import {
   type CacheReport,
+  type ChainStoredEvent,
   type DropCounts,
   type EventBatch,
   type EvictionCounts,
@@ -32,12 +34,14 @@ import {
   type PublishOutcome,
   type ReplicaHint,
   type ReplicaId,
+  type ReplicaRef,
   type ReplicaStats,
   type ReportOutcome,
   type RouteAnswer,
   type RouteQuery,
   type ScopeQuery,
   type ScopeState,
+  type StorageTier,
   type SweepOutcome,
   type TenantId,
 } from "./types.js";
@@ -64,6 +68,8 @@ interface ReplicaRecord {
   readonly scope: ModelScope;
   stats: ReplicaStats | undefined;
   lastSeenAt: number;
+  /** Until when a live stream vouches for its entries (see keepAlive); -Infinity when never. */
+  liveUntil: number;
   /** Holder entries over all its groups. */
   holdings: number;
   readonly groups: Map<HashScheme, HolderGroup>;
@@ -97,8 +103,14 @@ export interface CompactIndexTuning {
 }
 
 const DEFAULT_TUNING: CompactIndexTuning = { hotPromote: 32, hotDemote: 8 };
-/** Fields of a holder record. CONFIRMED is in ticks (see CompactCacheIndex.#tick). */
+const GPU = tierBit("gpu");
+/**
+ * Fields of a holder record. CONFIRMED holds the confirmation in ticks (see CompactCacheIndex.#tick)
+ * in its low 28 bits and the holder's tiers (a TierMask, never 0) in its top 4.
+ */
 const CONFIRMED = 0;
+const TICK_MASK = 0x0fffffff;
+const TIER_SHIFT = 28;
 /** The index-wide list by confirmation. */
 const LRU_OLDER = 1;
 const LRU_NEWER = 2;
@@ -109,14 +121,17 @@ const HOLDER_FIELDS = 5;
 /** In a holder's BLOCK_PREV: the previous "node" is the block itself (the holder is the head). */
 const HEAD_FLAG = 0x80000000;
 const TOKEN_MASK = 0x7fffffff;
-/** Ticks are whole ms since `#base`; rebased before they outgrow 31 bits. */
-const REBASE_AT = 2 ** 31;
-const KEEP_AFTER_REBASE = 2 ** 30;
+/**
+ * Ticks are whole ms since `#base`; rebased before they outgrow 28 bits (every ~37 hours). What a
+ * rebase keeps must exceed the longest TTL (MAX_TTL_MS, one day).
+ */
+const REBASE_AT = 2 ** 28;
+const KEEP_AFTER_REBASE = 2 ** 27;
 
 /**
  * The fleet-scale engine: holders and blocks live in flat typed arrays, with no JS object per entry.
  *
- * A holder (one (block, replica) pair) is 20 bytes: its confirmation tick and four links. Its
+ * A holder (one (block, replica) pair) is 20 bytes: its confirmation tick and tiers, and four links. Its
  * replica is the owner of the 32-slot chunk it sits in ({@link HolderSlab}); its block is known from
  * the block list it sits in. Two intrusive lists order every holder:
  * - index-wide by confirmation (`lruOlder`/`lruNewer`): sweeps and the cap take the oldest in O(1);
@@ -144,6 +159,9 @@ export function createCompactCacheIndex(
 class CompactCacheIndex implements CacheIndex {
   readonly #options: ResolvedCacheIndexOptions;
   readonly #tuning: CompactIndexTuning;
+  readonly #tiers: TierWeights;
+  /** The latest keepAlive deadline given to any replica: past it, no replica is kept alive. */
+  #liveUntilMax = Number.NEGATIVE_INFINITY;
   /** The cap, at most {@link MAX_BLOCKS}: blocks never outnumber entries, so the store never fills. */
   readonly #maxEntries: number;
   readonly #tenants = new Map<TenantId, Map<ModelId, ModelScope>>();
@@ -184,6 +202,7 @@ class CompactCacheIndex implements CacheIndex {
   constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
     this.#options = options;
     this.#tuning = tuning;
+    this.#tiers = new TierWeights(options.tierWeights);
     this.#maxEntries = Math.min(options.maxEntries, MAX_BLOCKS);
     this.#base = options.clock.now();
     this.#chain = new Uint32Array(options.maxChainLength);
@@ -199,7 +218,15 @@ class CompactCacheIndex implements CacheIndex {
     if (report.stats !== undefined) replica.stats = copyStats(report.stats);
     const dropped = emptyDropCounts();
     const evicted = emptyEvictionCounts();
-    const accepted = this.#add(replica, report.hashScheme, report.prefixes, tick, dropped, evicted);
+    const accepted = this.#add(
+      replica,
+      report.hashScheme,
+      report.prefixes,
+      tick,
+      dropped,
+      evicted,
+      GPU,
+    );
     return { accepted, dropped, evicted };
   }
 
@@ -219,7 +246,10 @@ class CompactCacheIndex implements CacheIndex {
         ignored++;
         continue;
       }
-      if (event.type === "prefix-added" && batch.hashScheme === "") {
+      if (
+        (event.type === "prefix-added" || event.type === "chain-stored") &&
+        batch.hashScheme === ""
+      ) {
         dropped["hash-scheme-missing"]++;
         ignored++;
         continue;
@@ -235,13 +265,26 @@ class CompactCacheIndex implements CacheIndex {
             tick,
             dropped,
             evicted,
+            event.tier === undefined ? GPU : tierBit(event.tier),
           );
           break;
+        case "chain-stored":
+          addedPrefixes += this.#addChain(replica, batch.hashScheme, event, tick, dropped, evicted);
+          break;
         case "prefix-evicted":
-          evicted.event += this.#evict(replica, batch.hashScheme, event.prefixes, dropped);
+          evicted.event += this.#evict(
+            replica,
+            batch.hashScheme,
+            event.prefixes,
+            dropped,
+            event.tier === undefined ? ALL_TIERS : tierBit(event.tier),
+          );
           break;
         case "all-cleared":
-          evicted.cleared += this.#clear(replica);
+          evicted.cleared += this.#clear(
+            replica,
+            event.tier === undefined ? ALL_TIERS : tierBit(event.tier),
+          );
           break;
         case "replica-updated":
           break;
@@ -310,21 +353,23 @@ class CompactCacheIndex implements CacheIndex {
       query.maxHints === 0
         ? this.#options.defaultMaxHints
         : Math.min(query.maxHints, this.#options.maxHintsLimit);
+    // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
+    const anyLive = this.#liveUntilMax >= now;
+    const maxWeight = this.#tiers.max;
     const best: Candidate[] = [];
     const evaluated = this.#evaluated;
     // Deepest level first. Before a level: every replica not yet evaluated either cannot beat the
-    // k-th best or has a run ending at or above this level, so scores at most maxTokens[level].
+    // k-th best or has a run ending at or above this level, so scores at most maxTokens[level]
+    // (times the best tier weight).
     for (let level = resolved - 1; level >= 0; level--) {
-      const levelBound = maxTokens[level] as number;
+      const levelBound = (maxTokens[level] as number) * maxWeight;
       if (best.length === limit && (best[limit - 1] as Candidate).score > levelBound) break;
       for (
         let holder = blocks.headOf(chain[level] as number);
         holder !== NIL;
         holder = this.#holders.get(holder, BLOCK_NEXT)
       ) {
-        const confirmed = this.#holders.get(holder, CONFIRMED);
-        // Newest first: the rest of this list is expired too.
-        if (confirmed < liveSince) break;
+        const confirmed = this.#holders.get(holder, CONFIRMED) & TICK_MASK;
         if (
           best.length === limit &&
           (best[limit - 1] as Candidate).score > levelBound * freshnessAt(nowTick - confirmed, ttl)
@@ -334,10 +379,15 @@ class CompactCacheIndex implements CacheIndex {
           break;
         }
         const group = this.#slab.owner(holder);
+        if (confirmed < liveSince) {
+          // Newest first: the rest of this list is expired too, unless kept alive.
+          if (!anyLive) break;
+          if ((this.#groups[group] as HolderGroup).replica.liveUntil < now) continue;
+        }
         if (evaluated[group] === stamp) continue;
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
-        const candidate = this.#evaluate(group, resolved, liveSince, nowTick);
+        const candidate = this.#evaluate(group, resolved, liveSince, nowTick, now);
         if (candidate !== undefined) insertCandidate(best, candidate, limit);
       }
     }
@@ -348,6 +398,7 @@ class CompactCacheIndex implements CacheIndex {
       matchedBlocks: c.blocks,
       matchedTokens: c.tokens,
       freshness: c.freshness,
+      tier: c.tier,
       score: c.score,
       stats: c.replica.stats,
     }));
@@ -384,15 +435,37 @@ class CompactCacheIndex implements CacheIndex {
     return { replicas, totalEntries, hashSchemes };
   }
 
+  keepAlive(ref: ReplicaRef, until: number): void {
+    const replica = this.#tenants.get(ref.tenant)?.get(ref.model)?.replicas.get(ref.replicaId);
+    if (replica === undefined) return;
+    replica.liveUntil = until;
+    if (until > this.#liveUntilMax) this.#liveUntilMax = until;
+  }
+
   sweep(budget: number): SweepOutcome {
     const now = this.#options.clock.now();
-    const liveSince = this.#tick(now) - this.#options.ttlMs;
+    const tick = this.#tick(now);
+    const liveSince = tick - this.#options.ttlMs;
     this.#blocks.migrate(budget);
     let expiredEntries = 0;
-    while (this.#oldest !== NIL && this.#holders.get(this.#oldest, CONFIRMED) < liveSince) {
-      if (expiredEntries >= budget) return { expiredEntries, removedReplicas: 0, done: false };
-      this.#removeHolder(this.#oldest);
-      expiredEntries++;
+    let renewedEntries = 0;
+    while (this.#oldest !== NIL) {
+      const oldest = this.#oldest;
+      const word = this.#holders.get(oldest, CONFIRMED);
+      if ((word & TICK_MASK) >= liveSince) break;
+      if (expiredEntries + renewedEntries >= budget) {
+        return { expiredEntries, renewedEntries, removedReplicas: 0, done: false };
+      }
+      const group = this.#groups[this.#slab.owner(oldest)] as HolderGroup;
+      if (group.replica.liveUntil >= now) {
+        this.#confirm(oldest, tick, word >>> TIER_SHIFT);
+        this.#moveToNewest(oldest);
+        this.#moveToBlockFront(oldest, this.#blockOf(oldest, group));
+        renewedEntries++;
+      } else {
+        this.#removeHolder(oldest);
+        expiredEntries++;
+      }
     }
     // Every entry a replica holds was confirmed no later than the replica was last seen, so once
     // no expired entry is left, a replica silent past the TTL holds nothing.
@@ -403,13 +476,13 @@ class CompactCacheIndex implements CacheIndex {
       this.#quietest.lastSeenAt < replicaSince &&
       this.#quietest.holdings === 0
     ) {
-      if (expiredEntries + removedReplicas >= budget) {
-        return { expiredEntries, removedReplicas, done: false };
+      if (expiredEntries + renewedEntries + removedReplicas >= budget) {
+        return { expiredEntries, renewedEntries, removedReplicas, done: false };
       }
       this.#removeReplica(this.#quietest);
       removedReplicas++;
     }
-    return { expiredEntries, removedReplicas, done: true };
+    return { expiredEntries, renewedEntries, removedReplicas, done: true };
   }
 
   size(): IndexSize {
@@ -437,21 +510,33 @@ class CompactCacheIndex implements CacheIndex {
     resolved: number,
     liveSince: number,
     nowTick: number,
+    now: number,
   ): Candidate | undefined {
+    const replica = (this.#groups[group] as HolderGroup).replica;
+    const keptAlive = replica.liveUntil >= now;
+    const tiers = this.#tiers;
     let run = 0;
     let oldest = Number.POSITIVE_INFINITY;
+    let weight = Number.POSITIVE_INFINITY;
+    let tierMask = GPU;
     for (; run < resolved; run++) {
       const holder = this.#holderOf(this.#chain[run] as number, group);
       if (holder === NIL) break;
-      const confirmed = this.#holders.get(holder, CONFIRMED);
-      if (confirmed < liveSince) break;
+      const word = this.#holders.get(holder, CONFIRMED);
+      const confirmed = word & TICK_MASK;
+      if (confirmed < liveSince && !keptAlive) break;
       if (confirmed < oldest) oldest = confirmed;
+      const mask = word >>> TIER_SHIFT;
+      if (tiers.weightOf(mask) < weight) {
+        weight = tiers.weightOf(mask);
+        tierMask = mask;
+      }
     }
     if (run === 0) return undefined;
-    const replica = (this.#groups[group] as HolderGroup).replica;
     const tokens = this.#blocks.tokensOf(this.#chain[run - 1] as number) & TOKEN_MASK;
     const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
-    return { replica, blocks: run, tokens, freshness, score: tokens * freshness };
+    const tier = tiers.tierOf(tierMask);
+    return { replica, blocks: run, tokens, freshness, tier, score: tokens * freshness * weight };
   }
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
@@ -479,6 +564,7 @@ class CompactCacheIndex implements CacheIndex {
     tick: number,
     dropped: DropCounts,
     evicted: EvictionCounts,
+    tier: number,
   ): number {
     if (schemeName === "") {
       dropped["hash-scheme-missing"] += prefixes.length;
@@ -510,7 +596,7 @@ class CompactCacheIndex implements CacheIndex {
         const known = this.#holderOf(block, group.id);
         if (known !== NIL) {
           this.#setTokens(block, tokens);
-          this.#holders.set(known, CONFIRMED, tick);
+          this.#confirm(known, tick, (this.#holders.get(known, CONFIRMED) >>> TIER_SHIFT) | tier);
           this.#moveToNewest(known);
           this.#moveToBlockFront(known, block);
           continue;
@@ -521,8 +607,7 @@ class CompactCacheIndex implements CacheIndex {
         while (this.#entries >= this.#maxEntries && this.#oldest !== NIL) {
           // An entry already past its TTL leaves for that reason, whether or not the sweeper got
           // to it yet: counting it as cap pressure would mislead whoever sizes the cap.
-          if (this.#holders.get(this.#oldest, CONFIRMED) < tick - this.#options.ttlMs)
-            evicted.ttl++;
+          if (this.#expired(this.#oldest, tick)) evicted.ttl++;
           else evicted.cap++;
           this.#removeHolder(this.#oldest);
         }
@@ -531,18 +616,24 @@ class CompactCacheIndex implements CacheIndex {
       }
       if (block === NIL) block = blocks.create(group.scheme.id, high, low, tokens);
       else this.#setTokens(block, tokens);
-      this.#insertHolder(group, block, tick, walked);
+      this.#insertHolder(group, block, tick, tier, walked);
     }
     return accepted;
   }
 
-  #insertHolder(group: HolderGroup, block: number, tick: number, walked: number): void {
+  #insertHolder(
+    group: HolderGroup,
+    block: number,
+    tick: number,
+    tier: number,
+    walked: number,
+  ): void {
     const holder = this.#slab.allocate(group.id);
     if (holder >= this.#holderSlots) {
       this.#holders.ensure(holder);
       this.#holderSlots = this.#holders.capacity;
     }
-    this.#holders.set(holder, CONFIRMED, tick);
+    this.#confirm(holder, tick, tier);
     this.#appendNewest(holder);
     this.#pushBlockFront(holder, block);
     group.count++;
@@ -563,6 +654,7 @@ class CompactCacheIndex implements CacheIndex {
     schemeName: HashScheme,
     prefixes: readonly PrefixEntry[],
     dropped: DropCounts,
+    tiers: number,
   ): number {
     const groups =
       schemeName === ""
@@ -584,26 +676,98 @@ class CompactCacheIndex implements CacheIndex {
         );
         if (block === NIL) continue;
         const holder = this.#holderOf(block, group.id);
-        if (holder !== NIL) {
-          this.#removeHolder(holder);
-          removed++;
-        }
+        if (holder !== NIL && this.#dropTiers(holder, tiers)) removed++;
       }
     }
     return removed;
   }
 
-  /** Removes everything `replica` holds. Cost: O(its holdings). */
-  #clear(replica: ReplicaRecord): number {
+  /** Removes `tiers` from everything `replica` holds. Cost: O(its holdings). */
+  #clear(replica: ReplicaRecord, tiers: number): number {
     let removed = 0;
     for (const group of replica.groups.values()) {
-      for (let slot = this.#slab.anySlot(group.id); slot !== NIL; ) {
-        this.#removeHolder(slot);
-        removed++;
-        slot = this.#slab.anySlot(group.id);
+      if (tiers === ALL_TIERS) {
+        for (let slot = this.#slab.anySlot(group.id); slot !== NIL; ) {
+          this.#removeHolder(slot);
+          removed++;
+          slot = this.#slab.anySlot(group.id);
+        }
+      } else {
+        for (const slot of this.#slab.slotsOf(group.id))
+          if (this.#dropTiers(slot, tiers)) removed++;
       }
     }
     return removed;
+  }
+
+  /** Takes `tiers` off a holder, removing it when no tier is left; says whether it was removed. */
+  #dropTiers(holder: number, tiers: number): boolean {
+    const word = this.#holders.get(holder, CONFIRMED);
+    const left = (word >>> TIER_SHIFT) & ~tiers;
+    if (left !== 0) {
+      this.#holders.set(holder, CONFIRMED, ((word & TICK_MASK) | (left << TIER_SHIFT)) >>> 0);
+      return false;
+    }
+    this.#removeHolder(holder);
+    return true;
+  }
+
+  /**
+   * Adds a chain announced by parent (see ChainStoredEvent); returns how many blocks were added.
+   * Counts come from the parent's: block i covers the parent's tokens plus (i + 1) x blockSize.
+   */
+  #addChain(
+    replica: ReplicaRecord,
+    schemeName: HashScheme,
+    event: ChainStoredEvent,
+    tick: number,
+    dropped: DropCounts,
+    evicted: EvictionCounts,
+  ): number {
+    const scheme = replica.scope.schemes.get(schemeName);
+    const blockOf = (hash: Uint8Array) => {
+      if (scheme === undefined || prefixHashProblem(hash) !== undefined) return NIL;
+      prefixFingerprint(hash, this.#fingerprint);
+      return this.#blocks.find(
+        scheme.id,
+        this.#fingerprint[0] as number,
+        this.#fingerprint[1] as number,
+      );
+    };
+    let base = 0;
+    if (event.parentHash !== undefined) {
+      const parent = blockOf(event.parentHash);
+      base = parent === NIL ? 0 : this.#blocks.tokensOf(parent) & TOKEN_MASK;
+    }
+    const counted = event.blockSize > 0 && (event.parentHash === undefined || base > 0);
+    const prefixes: PrefixEntry[] = [];
+    event.prefixHashes.forEach((prefixHash, i) => {
+      if (
+        event.knownBlocksOnly &&
+        prefixHashProblem(prefixHash) === undefined &&
+        blockOf(prefixHash) === NIL
+      ) {
+        dropped["unknown-block"]++;
+        return;
+      }
+      prefixes.push({ prefixHash, tokenCount: counted ? base + (i + 1) * event.blockSize : 0 });
+    });
+    const tier = event.tier === undefined ? GPU : tierBit(event.tier);
+    return this.#add(replica, schemeName, prefixes, tick, dropped, evicted, tier);
+  }
+
+  /** Sets a holder's confirmation tick and tiers. */
+  #confirm(holder: number, tick: number, tiers: number): void {
+    this.#holders.set(holder, CONFIRMED, (tick | (tiers << TIER_SHIFT)) >>> 0);
+  }
+
+  /** Whether a holder is past its TTL at `tick` and not kept alive. */
+  #expired(holder: number, tick: number): boolean {
+    if ((this.#holders.get(holder, CONFIRMED) & TICK_MASK) >= tick - this.#options.ttlMs) {
+      return false;
+    }
+    const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
+    return group.replica.liveUntil < this.#base + tick;
   }
 
   /** Unlinks a holder from every list, frees its slot, and deletes its block if it was the last. */
@@ -664,7 +828,9 @@ class CompactCacheIndex implements CacheIndex {
     group.hotByHolder.set(holder, block);
   }
 
+  /** Sets a block's token count; 0 (unknown) keeps the count it has. */
   #setTokens(block: number, tokens: number): void {
+    if (tokens === 0) return;
     const hot = this.#blocks.tokensOf(block) & HOT_BIT;
     this.#blocks.setTokens(block, (tokens | hot) >>> 0);
   }
@@ -724,6 +890,7 @@ class CompactCacheIndex implements CacheIndex {
         scope,
         stats: undefined,
         lastSeenAt: now,
+        liveUntil: Number.NEGATIVE_INFINITY,
         holdings: 0,
         groups: new Map(),
         quieter: undefined,
@@ -764,18 +931,19 @@ class CompactCacheIndex implements CacheIndex {
     }
   }
 
-  /** Ticks for a clock reading; rebases every confirmation once ticks near 2^31 (every ~24 days). */
+  /** Ticks for a clock reading; rebases every confirmation once ticks reach 2^28 (~37 hours after the last). */
   #tick(now: number): number {
     const tick = Math.floor(now - this.#base);
     if (tick < REBASE_AT) return tick < 0 ? 0 : tick;
-    // O(holder slots), once per ~12 days of uptime: shift so that `now` is KEEP_AFTER_REBASE.
+    // O(holder slots), once per ~37 hours of uptime: shift so that `now` is KEEP_AFTER_REBASE.
     // Confirmations older than that are clamped to 0, which only makes them older than the TTL.
     const shift = tick - KEEP_AFTER_REBASE;
     this.#base += shift;
     const slots = this.#slab.slotCapacity;
     for (let slot = 0; slot < slots; slot++) {
-      const confirmed = this.#holders.get(slot, CONFIRMED);
-      this.#holders.set(slot, CONFIRMED, confirmed > shift ? confirmed - shift : 0);
+      const word = this.#holders.get(slot, CONFIRMED);
+      const confirmed = word & TICK_MASK;
+      this.#confirm(slot, confirmed > shift ? confirmed - shift : 0, word >>> TIER_SHIFT);
     }
     return KEEP_AFTER_REBASE;
   }
@@ -805,6 +973,18 @@ class CompactCacheIndex implements CacheIndex {
     this.#holders.set(prev, BLOCK_NEXT, next);
     if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
     this.#pushBlockFront(holder, block);
+  }
+
+  /**
+   * The block a holder belongs to. A hot block's holders are indexed; a cold block's list is short
+   * (fewer than `hotPromote` holders), so it is walked back to its head.
+   */
+  #blockOf(holder: number, group: HolderGroup): number {
+    const hot = group.hotByHolder?.get(holder);
+    if (hot !== undefined) return hot;
+    let link = this.#holders.get(holder, BLOCK_PREV);
+    while ((link & HEAD_FLAG) === 0) link = this.#holders.get(link, BLOCK_PREV);
+    return (link & ~HEAD_FLAG) >>> 0;
   }
 
   #appendNewest(holder: number): void {
@@ -846,6 +1026,7 @@ interface Candidate {
   readonly blocks: number;
   readonly tokens: number;
   readonly freshness: number;
+  readonly tier: StorageTier;
   readonly score: number;
 }
 

@@ -103,6 +103,20 @@ export class HolderSlab {
     return (chunk << CHUNK_BITS) | (31 - Math.clz32(used & -used));
   }
 
+  /** Every slot `group` holds, in no particular order. Cost: O(its chunks). */
+  slotsOf(group: number): number[] {
+    const slots: number[] = [];
+    for (const heads of [this.#fullHead, this.#spaceHead]) {
+      for (let chunk = heads[group] as number; chunk !== NIL; chunk = this.#next[chunk] as number) {
+        const used = this.#used[chunk] as number;
+        for (let position = 0; position < CHUNK_SLOTS; position++) {
+          if ((used & (1 << position)) !== 0) slots.push((chunk << CHUNK_BITS) | position);
+        }
+      }
+    }
+    return slots;
+  }
+
   #newChunk(group: number): number {
     let chunk = this.#freeChunks;
     if (chunk === NIL) {

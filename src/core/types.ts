@@ -22,10 +22,22 @@ export const MAX_PREFIX_HASH_BYTES = 64;
 /** The longest tenant, model, replica id or scheme label accepted, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 256;
 
+/**
+ * Where a replica keeps a block: engines offload KV blocks from GPU memory to CPU memory or disk,
+ * and a block further from the GPU costs more to bring back. A block may sit on several tiers.
+ */
+export type StorageTier = "gpu" | "cpu" | "disk" | "other";
+
+/** Every tier, fastest first: the order ties between equally weighted tiers are broken in. */
+export const STORAGE_TIERS: readonly StorageTier[] = ["gpu", "cpu", "disk", "other"];
+
 /** One prefix block a replica holds. */
 export interface PrefixEntry {
   readonly prefixHash: PrefixHash;
-  /** Tokens covered from the start of the sequence through this block; 0 = unknown. */
+  /**
+   * Tokens covered from the start of the sequence through this block; 0 = unknown, which keeps the
+   * count the block already has.
+   */
   readonly tokenCount: number;
 }
 
@@ -42,7 +54,8 @@ export type DropReason =
   | "hash-scheme-missing"
   | "prefix-hash-empty"
   | "prefix-hash-too-long"
-  | "unknown-event-type";
+  | "unknown-event-type"
+  | "unknown-block";
 
 /** Every drop reason, in the order they are reported. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -50,6 +63,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "prefix-hash-empty",
   "prefix-hash-too-long",
   "unknown-event-type",
+  "unknown-block",
 ];
 
 /** Items dropped, by reason. */
@@ -90,16 +104,52 @@ export type CacheEvent =
       readonly type: "prefix-added";
       readonly prefixes: readonly PrefixEntry[];
       readonly stats?: ReplicaStats | undefined;
+      /** The tier the blocks are now held on (added to any others they are on). @default "gpu" */
+      readonly tier?: StorageTier | undefined;
     }
+  | ChainStoredEvent
   | {
       readonly type: "prefix-evicted";
       readonly prefixes: readonly PrefixEntry[];
       readonly stats?: ReplicaStats | undefined;
+      /** Only this tier is dropped; a block still on another tier stays. Undefined: every tier. */
+      readonly tier?: StorageTier | undefined;
     }
   | { readonly type: "replica-updated"; readonly stats?: ReplicaStats | undefined }
-  | { readonly type: "all-cleared"; readonly stats?: ReplicaStats | undefined }
+  | {
+      readonly type: "all-cleared";
+      readonly stats?: ReplicaStats | undefined;
+      /** Only this tier is cleared. Undefined: every tier. */
+      readonly tier?: StorageTier | undefined;
+    }
   /** A type this index does not know: ignored and counted. */
   | { readonly type: "unknown" };
+
+/**
+ * Consecutive blocks of one sequence a replica now holds, as engines announce them: chained to a
+ * parent rather than carrying token counts. Block i (from 0) covers the parent's tokens plus
+ * (i + 1) x blockSize; with no parent, (i + 1) x blockSize. When the parent is unknown to the index
+ * (or its count is), the blocks are still indexed and their count is unknown (0, keeping any count
+ * the blocks already have).
+ */
+export interface ChainStoredEvent {
+  readonly type: "chain-stored";
+  /** The block before the first; undefined when the sequence starts at the root. */
+  readonly parentHash: PrefixHash | undefined;
+  /** Head first. */
+  readonly prefixHashes: readonly PrefixHash[];
+  /** Tokens per block; 0 when unknown (every count is then unknown). */
+  readonly blockSize: number;
+  /** @default "gpu" */
+  readonly tier?: StorageTier | undefined;
+  /**
+   * A copy to another tier of blocks the engine already announced (an offload carries no tokens):
+   * only blocks the index already knows under the scheme are added; the rest are dropped and
+   * counted as `unknown-block`.
+   */
+  readonly knownBlocksOnly: boolean;
+  readonly stats?: ReplicaStats | undefined;
+}
 
 /** One replica's events, applied in order. */
 export interface EventBatch {
@@ -148,7 +198,12 @@ export interface ReplicaHint {
   readonly matchedTokens: number;
   /** In (0, 1]: 1 when just confirmed, 0.5 at the TTL (see `freshnessAt`). */
   readonly freshness: number;
-  /** matchedTokens x freshness. */
+  /**
+   * The slowest tier among the matched blocks, each block counting at the best tier it is held on:
+   * the tier whose weight the score carries.
+   */
+  readonly tier: StorageTier;
+  /** matchedTokens x freshness x the tier's weight. */
   readonly score: number;
   readonly stats: ReplicaStats | undefined;
 }
@@ -175,6 +230,13 @@ export interface ScopeQuery {
   readonly hashScheme?: HashScheme | undefined;
 }
 
+/** One replica under one (tenant, model). */
+export interface ReplicaRef {
+  readonly tenant: TenantId;
+  readonly model: ModelId;
+  readonly replicaId: ReplicaId;
+}
+
 /** What the index knows of one replica. */
 export interface ReplicaState {
   readonly replicaId: ReplicaId;
@@ -196,6 +258,8 @@ export interface ScopeState {
 /** What one sweep step removed. */
 export interface SweepOutcome {
   readonly expiredEntries: number;
+  /** Entries that reached the TTL while their replica was kept alive, confirmed again instead. */
+  readonly renewedEntries: number;
   readonly removedReplicas: number;
   /** False when the step stopped at its budget with expired entries left. */
   readonly done: boolean;
@@ -217,6 +281,7 @@ export function emptyDropCounts(): DropCounts {
     "prefix-hash-empty": 0,
     "prefix-hash-too-long": 0,
     "unknown-event-type": 0,
+    "unknown-block": 0,
   };
 }
 

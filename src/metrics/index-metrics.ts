@@ -67,10 +67,13 @@ export interface IndexMetricsOptions {
  * - `inferencecache_ingested_prefixes_total{source}` counter: prefixes accepted, `source` being
  *   `report` or `event`.
  * - `inferencecache_ingest_dropped_total{reason}` counter: prefixes and events dropped, `reason` being
- *   `hash_scheme_missing`, `prefix_hash_empty`, `prefix_hash_too_long` or `unknown_event_type`.
+ *   `hash_scheme_missing`, `prefix_hash_empty`, `prefix_hash_too_long`, `unknown_event_type` or
+ *   `unknown_block`.
  * - `inferencecache_ingest_events_total{outcome}` counter: events `applied` or `ignored`.
  * - `inferencecache_evictions_total{reason}` counter: holder entries removed, `reason` being `ttl`,
  *   `cap`, `event` or `cleared`.
+ * - `inferencecache_entries_renewed_total` counter: entries of replicas kept alive by a live event
+ *   stream, confirmed again by a sweep when they reached the TTL.
  *
  * `model` values come from requests, so the label is bounded: only models that writes created
  * entries for get a label of their own, the first `maxModelLabels` of them; lookups for any other
@@ -102,7 +105,7 @@ export interface IndexMetrics {
   /** Counts a batch's events, prefixes and evictions, and admits its model like a report. */
   recordPublish(model: ModelId, outcome: PublishOutcome): void;
 
-  /** Counts the entries a sweep step expired, as `ttl` evictions. */
+  /** Counts the entries a sweep step expired, as `ttl` evictions, and those it renewed. */
   recordSweep(outcome: SweepOutcome): void;
 }
 
@@ -156,6 +159,7 @@ class PrometheusIndexMetrics implements IndexMetrics {
   readonly #eventsIgnored: Counter.Internal;
   readonly #dropped: Readonly<Record<DropReason, Counter.Internal>>;
   readonly #evictions: Readonly<Record<EvictionReason, Counter.Internal>>;
+  readonly #renewed: Counter;
 
   constructor(options: IndexMetricsOptions) {
     const index = options.index;
@@ -252,6 +256,7 @@ class PrometheusIndexMetrics implements IndexMetrics {
       "prefix-hash-empty": zeroed(dropped.labels("prefix_hash_empty")),
       "prefix-hash-too-long": zeroed(dropped.labels("prefix_hash_too_long")),
       "unknown-event-type": zeroed(dropped.labels("unknown_event_type")),
+      "unknown-block": zeroed(dropped.labels("unknown_block")),
     };
 
     const evictions = new Counter({
@@ -266,6 +271,12 @@ class PrometheusIndexMetrics implements IndexMetrics {
       event: zeroed(evictions.labels("event")),
       cleared: zeroed(evictions.labels("cleared")),
     };
+
+    this.#renewed = new Counter({
+      name: "inferencecache_entries_renewed_total",
+      help: "Entries of replicas kept alive by a live event stream, confirmed again on reaching the TTL.",
+      registers,
+    });
 
     if (options.collectDefaultMetrics ?? true) {
       collectDefaultMetrics({ register: registry });
@@ -306,6 +317,7 @@ class PrometheusIndexMetrics implements IndexMetrics {
 
   recordSweep(outcome: SweepOutcome): void {
     if (outcome.expiredEntries > 0) this.#evictions.ttl.inc(outcome.expiredEntries);
+    if (outcome.renewedEntries > 0) this.#renewed.inc(outcome.renewedEntries);
   }
 
   #recordDropped(dropped: DropCounts): void {

@@ -5,6 +5,7 @@ import type {
   EventBatch,
   IndexSize,
   PublishOutcome,
+  ReplicaRef,
   ReportOutcome,
   RouteAnswer,
   RouteQuery,
@@ -82,6 +83,10 @@ class InstrumentedIndex implements CacheIndex {
 
   describe(query: ScopeQuery): ScopeState {
     return this.#next.describe(query);
+  }
+
+  keepAlive(replica: ReplicaRef, until: number): void {
+    this.#next.keepAlive(replica, until);
   }
 
   sweep(budget: number): SweepOutcome {

@@ -10,11 +10,13 @@ import {
   type ReplicaHint as ReplicaHintMessage,
   type ReplicaStats as ReplicaStatsMessage,
   type ReportCacheStateRequest,
+  StorageTier,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import {
   type CacheEvent,
   type CacheReport,
   type DropReason as CoreDropReason,
+  type StorageTier as CoreStorageTier,
   DROP_REASONS,
   type DropCounts,
   type EventBatch,
@@ -39,7 +41,34 @@ const DROP_REASON_TO_PROTO: Record<CoreDropReason, DropReason> = {
   "prefix-hash-empty": DropReason.PREFIX_HASH_EMPTY,
   "prefix-hash-too-long": DropReason.PREFIX_HASH_TOO_LONG,
   "unknown-event-type": DropReason.UNKNOWN_EVENT_TYPE,
+  "unknown-block": DropReason.UNKNOWN_BLOCK,
 };
+
+const TIER_TO_PROTO: Record<CoreStorageTier, StorageTier> = {
+  gpu: StorageTier.GPU,
+  cpu: StorageTier.CPU,
+  disk: StorageTier.DISK,
+  other: StorageTier.OTHER,
+};
+
+/**
+ * A write's tier: unset means the default of the event (GPU for additions, every tier for
+ * removals); a value added to the enum after this server was built counts as OTHER.
+ */
+function tierFromProto(tier: StorageTier): CoreStorageTier | undefined {
+  switch (tier) {
+    case StorageTier.UNSPECIFIED:
+      return undefined;
+    case StorageTier.GPU:
+      return "gpu";
+    case StorageTier.CPU:
+      return "cpu";
+    case StorageTier.DISK:
+      return "disk";
+    default:
+      return "other";
+  }
+}
 
 /** The contract's enum for each core route reason (NOT_READY is answered before the core). */
 const ROUTE_REASON_TO_PROTO: Record<RouteReason, ReasonCode> = {
@@ -84,6 +113,7 @@ function hintToProto(hint: ReplicaHint): ReplicaHintMessage {
     freshness: hint.freshness,
     score: hint.score,
     stats: statsToProto(hint.replicaId, hint.stats),
+    storageTier: TIER_TO_PROTO[hint.tier],
   };
 }
 
@@ -129,15 +159,16 @@ export function reportFromProto(request: ReportCacheStateRequest): CacheReport {
 
 function eventFromProto(event: PublishEventRequest["events"][number]): CacheEvent {
   const stats = statsFromProto(event.stats);
+  const tier = tierFromProto(event.storageTier);
   switch (event.type) {
     case CacheEventType.PREFIX_ADDED:
-      return { type: "prefix-added", prefixes: event.prefixes, stats };
+      return { type: "prefix-added", prefixes: event.prefixes, stats, tier };
     case CacheEventType.PREFIX_EVICTED:
-      return { type: "prefix-evicted", prefixes: event.prefixes, stats };
+      return { type: "prefix-evicted", prefixes: event.prefixes, stats, tier };
     case CacheEventType.REPLICA_UPDATED:
       return { type: "replica-updated", stats };
     case CacheEventType.ALL_CLEARED:
-      return { type: "all-cleared", stats };
+      return { type: "all-cleared", stats, tier };
     default:
       // UNSPECIFIED, or a value added to the enum after this server was built.
       return { type: "unknown" };

@@ -216,6 +216,8 @@ function measureHint(hint: ReplicaHint, sizes: Int32Array, at: number): number {
     statsBody = measureStats(stats, statsReplicaIdBytes);
     size += 1 + varintSize(statsBody) + statsBody;
   }
+  checkInt32(hint.storageTier, `${HINT}.storage_tier`);
+  if (hint.storageTier !== 0) size += 1 + int32Size(hint.storageTier);
   sizes[at] = size;
   sizes[at + 1] = replicaIdBytes;
   sizes[at + 2] = statsBody;
@@ -247,13 +249,17 @@ function writeHint(writer: ProtoWriter, hint: ReplicaHint, sizes: Int32Array, at
   if (!Object.is(hint.score, 0)) writer.tag(5, WireType.Bit64).double(hint.score);
   const stats = hint.stats;
   const statsBody = sizes[at + 2] as number;
-  if (stats === undefined || statsBody < 0) return;
-  writer.fork(6, statsBody);
-  const statsReplicaIdBytes = sizes[at + 3] as number;
-  if (statsReplicaIdBytes > 0) {
-    writer.tag(1, WireType.LengthDelimited).string(stats.replicaId, statsReplicaIdBytes);
+  if (stats !== undefined && statsBody >= 0) {
+    writer.fork(6, statsBody);
+    const statsReplicaIdBytes = sizes[at + 3] as number;
+    if (statsReplicaIdBytes > 0) {
+      writer.tag(1, WireType.LengthDelimited).string(stats.replicaId, statsReplicaIdBytes);
+    }
+    if (stats.activeRequests !== 0) writer.tag(2, WireType.Varint).uint32(stats.activeRequests);
+    if (stats.queuedRequests !== 0) writer.tag(3, WireType.Varint).uint32(stats.queuedRequests);
+    if (!Object.is(stats.kvCacheUsage, 0)) {
+      writer.tag(4, WireType.Bit64).double(stats.kvCacheUsage);
+    }
   }
-  if (stats.activeRequests !== 0) writer.tag(2, WireType.Varint).uint32(stats.activeRequests);
-  if (stats.queuedRequests !== 0) writer.tag(3, WireType.Varint).uint32(stats.queuedRequests);
-  if (!Object.is(stats.kvCacheUsage, 0)) writer.tag(4, WireType.Bit64).double(stats.kvCacheUsage);
+  if (hint.storageTier !== 0) writer.tag(7, WireType.Varint).int32(hint.storageTier);
 }

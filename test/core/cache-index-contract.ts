@@ -6,10 +6,12 @@ import { IndexError } from "../../src/core/index-error.js";
 import type {
   CacheEvent,
   CacheReport,
+  ChainStoredEvent,
   EventBatch,
   PrefixEntry,
   ReplicaStats,
   RouteQuery,
+  StorageTier,
 } from "../../src/core/types.js";
 import { chainOf, hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
@@ -105,6 +107,7 @@ export function describeCacheIndexContract(
             matchedBlocks: 4,
             matchedTokens: 64,
             freshness: 1,
+            tier: "gpu",
             score: 64,
             stats: undefined,
           },
@@ -242,7 +245,12 @@ export function describeCacheIndexContract(
         index.report(report({ stats: stats(1) }));
         clock.advance(TTL + 1);
         const outcome = index.sweep(1_000);
-        expect(outcome).toEqual({ expiredEntries: 4, removedReplicas: 1, done: true });
+        expect(outcome).toEqual({
+          expiredEntries: 4,
+          renewedEntries: 0,
+          removedReplicas: 1,
+          done: true,
+        });
         expect(index.size()).toEqual({ entries: 0, entriesByModel: new Map(), replicas: 0 });
         expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas).toEqual([]);
       });
@@ -259,8 +267,18 @@ export function describeCacheIndexContract(
       it("counts silent replicas it removes against the same budget", () => {
         for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name, prefixes: [] }));
         clock.advance(TTL + 1);
-        expect(index.sweep(2)).toEqual({ expiredEntries: 0, removedReplicas: 2, done: false });
-        expect(index.sweep(2)).toEqual({ expiredEntries: 0, removedReplicas: 1, done: true });
+        expect(index.sweep(2)).toEqual({
+          expiredEntries: 0,
+          renewedEntries: 0,
+          removedReplicas: 2,
+          done: false,
+        });
+        expect(index.sweep(2)).toEqual({
+          expiredEntries: 0,
+          renewedEntries: 0,
+          removedReplicas: 1,
+          done: true,
+        });
       });
 
       it("sweeps at most its budget per step and says when it stopped early", () => {
@@ -276,7 +294,12 @@ export function describeCacheIndexContract(
         clock.advance(TTL);
         index.publish(batch([{ type: "replica-updated", stats: stats(2) }]));
         clock.advance(1);
-        expect(index.sweep(1_000)).toEqual({ expiredEntries: 4, removedReplicas: 0, done: true });
+        expect(index.sweep(1_000)).toEqual({
+          expiredEntries: 4,
+          renewedEntries: 0,
+          removedReplicas: 0,
+          done: true,
+        });
         expect(index.describe({ tenant: "acme", model: "llama-3-8b" }).replicas).toHaveLength(1);
       });
     });
@@ -594,6 +617,198 @@ export function describeCacheIndexContract(
         );
         expect(error.field).toBe("events[1].stats.kv_cache_usage");
         expect(index.size().entries).toBe(0);
+      });
+    });
+
+    describe("storage tiers", () => {
+      const added = (tier: StorageTier, prefixes = entries(chainOf(1, 4))): CacheEvent => ({
+        type: "prefix-added",
+        prefixes,
+        tier,
+      });
+
+      it("reports the tier of a match and weighs its score by it", () => {
+        index.publish(batch([added("cpu")]));
+        const hint = index.lookup(query()).hints[0];
+        expect(hint).toMatchObject({ matchedTokens: 64, tier: "cpu", freshness: 1 });
+        expect(hint?.score).toBeCloseTo(64 * 0.8);
+      });
+
+      it("adds prefixes on the gpu tier unless an event says otherwise", () => {
+        index.report(report());
+        index.publish(batch([{ type: "prefix-added", prefixes: entries(chainOf(1, 4)) }]));
+        expect(index.lookup(query()).hints[0]?.tier).toBe("gpu");
+      });
+
+      it("ranks a gpu match above an equal match on disk", () => {
+        index.publish(batch([added("disk")], { replicaId: "pod-a" }));
+        index.publish(batch([added("gpu")], { replicaId: "pod-b" }));
+        expect(ids(index)).toEqual(["pod-b", "pod-a"]);
+      });
+
+      it("can rank a deeper cpu match above a shallower gpu one", () => {
+        index.publish(batch([added("cpu")], { replicaId: "pod-a" }));
+        index.publish(batch([added("gpu", entries(chainOf(1, 2)))], { replicaId: "pod-b" }));
+        expect(ids(index)).toEqual(["pod-a", "pod-b"]);
+      });
+
+      it("takes the slowest tier of the run, each block at the best tier it is on", () => {
+        index.publish(batch([added("gpu"), added("disk", entries(chainOf(1, 2)))]));
+        expect(index.lookup(query()).hints[0]?.tier).toBe("gpu");
+        expect(index.lookup(query()).hints[0]?.matchedBlocks).toBe(4);
+        index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(1, 2)), tier: "gpu" }]),
+        );
+        const hint = index.lookup(query()).hints[0];
+        expect(hint).toMatchObject({ matchedBlocks: 4, tier: "disk" });
+        expect(hint?.score).toBeCloseTo(64 * 0.5);
+      });
+
+      it("keeps a block evicted from one tier while it is on another", () => {
+        index.publish(batch([added("gpu"), added("cpu")]));
+        expect(index.size().entries).toBe(4);
+        const outcome = index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(1, 4)), tier: "gpu" }]),
+        );
+        expect(outcome.evicted.event).toBe(0);
+        expect(index.lookup(query()).hints[0]).toMatchObject({ matchedBlocks: 4, tier: "cpu" });
+        index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(1, 4)), tier: "cpu" }]),
+        );
+        expect(index.size().entries).toBe(0);
+      });
+
+      it("evicts from every tier when an eviction names none", () => {
+        index.publish(batch([added("gpu"), added("cpu")]));
+        const outcome = index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(1, 4)) }]),
+        );
+        expect(outcome.evicted.event).toBe(4);
+        expect(index.size().entries).toBe(0);
+      });
+
+      it("clears one tier, or every tier when the clear names none", () => {
+        index.publish(batch([added("gpu"), added("cpu", entries(chainOf(1, 2)))]));
+        const outcome = index.publish(batch([{ type: "all-cleared", tier: "gpu" }]));
+        expect(outcome.evicted.cleared).toBe(2);
+        expect(index.lookup(query()).hints[0]).toMatchObject({ matchedBlocks: 2, tier: "cpu" });
+        index.publish(batch([{ type: "all-cleared" }]));
+        expect(index.size().entries).toBe(0);
+      });
+
+      it("uses the configured tier weights", () => {
+        index = factory({ clock, ttlMs: TTL, tierWeights: { disk: 0.25 } });
+        index.publish(batch([added("disk")]));
+        expect(index.lookup(query()).hints[0]?.score).toBeCloseTo(16);
+      });
+    });
+
+    describe("chain-stored events", () => {
+      const stored = (
+        parent: number | undefined,
+        first: number,
+        length: number,
+        extra: Partial<ChainStoredEvent> = {},
+      ): ChainStoredEvent => ({
+        type: "chain-stored",
+        parentHash: parent === undefined ? undefined : hashOf(parent),
+        prefixHashes: chainOf(first, length),
+        blockSize: BLOCK,
+        knownBlocksOnly: false,
+        ...extra,
+      });
+      const tokensAt = (n: number, hashes = chainOf(1, n)) =>
+        index.lookup(query({ prefixHashes: hashes })).hints[0]?.matchedTokens;
+
+      it("counts tokens from the root when the chain has no parent", () => {
+        const outcome = index.publish(batch([stored(undefined, 1, 3)]));
+        expect(outcome).toMatchObject({ applied: 1, addedPrefixes: 3 });
+        expect(tokensAt(3)).toBe(48);
+      });
+
+      it("continues the count of a known parent", () => {
+        index.publish(batch([stored(undefined, 1, 2), stored(2, 3, 2)]));
+        expect(tokensAt(4)).toBe(64);
+      });
+
+      it("still indexes a chain whose parent is unknown, with unknown counts", () => {
+        index.publish(batch([stored(99, 3, 2)]));
+        expect(index.size().entries).toBe(2);
+        expect(index.lookup(query({ prefixHashes: chainOf(3, 2) })).hints[0]).toMatchObject({
+          matchedBlocks: 2,
+          matchedTokens: 0,
+        });
+      });
+
+      it("never overwrites a known count with an unknown one", () => {
+        index.publish(batch([stored(undefined, 1, 4)], { replicaId: "pod-b" }));
+        index.publish(batch([stored(99, 3, 2)]));
+        expect(tokensAt(4)).toBe(64);
+        index.report(report({ prefixes: [{ prefixHash: hashOf(4), tokenCount: 0 }] }));
+        expect(tokensAt(4)).toBe(64);
+      });
+
+      it("adds an offload copy only for blocks the index knows, and counts the rest", () => {
+        index.publish(batch([stored(undefined, 1, 2)], { replicaId: "pod-b" }));
+        const outcome = index.publish(
+          batch([stored(undefined, 1, 3, { tier: "cpu", knownBlocksOnly: true, blockSize: 0 })]),
+        );
+        expect(outcome.addedPrefixes).toBe(2);
+        expect(outcome.dropped["unknown-block"]).toBe(1);
+        const hint = index.lookup(query()).hints.find((h) => h.replicaId === "pod-a");
+        expect(hint).toMatchObject({ matchedBlocks: 2, matchedTokens: 32, tier: "cpu" });
+      });
+
+      it("ignores and counts a chain without a scheme", () => {
+        const outcome = index.publish(batch([stored(undefined, 1, 2)], { hashScheme: "" }));
+        expect(outcome).toMatchObject({ applied: 0, ignored: 1 });
+        expect(outcome.dropped["hash-scheme-missing"]).toBe(1);
+      });
+    });
+
+    describe("live streams", () => {
+      const ref = { tenant: "acme", model: "llama-3-8b", replicaId: "pod-a" };
+
+      it("keeps a live replica's entries past the ttl", () => {
+        index.report(report());
+        index.keepAlive(ref, clock.now() + 2 * TTL);
+        clock.advance(TTL + 1);
+        expect(index.lookup(query()).hints[0]).toMatchObject({ matchedBlocks: 4, freshness: 0.5 });
+        expect(index.sweep(1_000)).toMatchObject({ expiredEntries: 0, renewedEntries: 4 });
+        expect(index.lookup(query()).hints[0]).toMatchObject({ matchedBlocks: 4, freshness: 1 });
+      });
+
+      it("lets the ttl apply again once the replica is no longer kept alive", () => {
+        index.report(report());
+        index.keepAlive(ref, clock.now() + TTL / 2);
+        clock.advance(TTL + 1);
+        expect(index.lookup(query()).hints).toEqual([]);
+        expect(index.sweep(1_000).expiredEntries).toBe(4);
+      });
+
+      it("expires renewed entries one ttl after their renewal once liveness ends", () => {
+        index.report(report());
+        index.keepAlive(ref, clock.now() + TTL + 10);
+        clock.advance(TTL + 1);
+        index.sweep(1_000);
+        clock.advance(TTL);
+        expect(index.lookup(query()).hints[0]?.matchedBlocks).toBe(4);
+        clock.advance(1);
+        expect(index.lookup(query()).hints).toEqual([]);
+      });
+
+      it("keeps only the live replica's entries, not its neighbours'", () => {
+        index.report(report());
+        index.report(report({ replicaId: "pod-b" }));
+        index.keepAlive(ref, clock.now() + 2 * TTL);
+        clock.advance(TTL + 1);
+        expect(ids(index)).toEqual(["pod-a"]);
+        expect(index.sweep(1_000)).toMatchObject({ expiredEntries: 4, renewedEntries: 4 });
+      });
+
+      it("ignores keep-alives for a replica it does not know", () => {
+        index.keepAlive({ ...ref, replicaId: "nobody" }, clock.now() + TTL);
+        expect(index.size().replicas).toBe(0);
       });
     });
 

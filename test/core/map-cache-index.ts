@@ -14,8 +14,10 @@ import {
   problemError,
 } from "../../src/core/request-validation.js";
 import { checkRouteQuery, copyStats, noHint } from "../../src/core/route-query-check.js";
+import { ALL_TIERS, TierWeights, tierBit } from "../../src/core/tier-weights.js";
 import {
   type CacheReport,
+  type ChainStoredEvent,
   type DropCounts,
   type EventBatch,
   type EvictionCounts,
@@ -28,12 +30,14 @@ import {
   type PublishOutcome,
   type ReplicaHint,
   type ReplicaId,
+  type ReplicaRef,
   type ReplicaStats,
   type ReportOutcome,
   type RouteAnswer,
   type RouteQuery,
   type ScopeQuery,
   type ScopeState,
+  type StorageTier,
   type SweepOutcome,
   type TenantId,
 } from "../../src/core/types.js";
@@ -63,6 +67,8 @@ interface ReplicaRecord {
   readonly scope: ModelScope;
   stats: ReplicaStats | undefined;
   lastSeenAt: number;
+  /** Until when a live stream vouches for its entries (see keepAlive); -Infinity when never. */
+  liveUntil: number;
   /** The reverse index: every entry this replica holds, so a clear costs O(its holdings). */
   readonly holdings: Set<Holder>;
   /** holdings per scheme table, for describe() with a scheme filter. */
@@ -79,6 +85,8 @@ interface Holder {
   readonly key: string;
   tokenCount: number;
   confirmedAt: number;
+  /** The tiers the block is held on (a TierMask); never 0 while the holder exists. */
+  tiers: number;
   older: Holder | undefined;
   newer: Holder | undefined;
 }
@@ -90,6 +98,9 @@ interface Run {
   blocks: number;
   tokens: number;
   oldestConfirmedAt: number;
+  /** The lowest weight over the run's blocks, each at its best tier, and that tier. */
+  weight: number;
+  tier: StorageTier;
   /** Set once the walk is over. */
   freshness: number;
   score: number;
@@ -111,6 +122,7 @@ export function createMapCacheIndex(options: CacheIndexOptions): CacheIndex {
 
 class MapCacheIndex implements CacheIndex {
   readonly #options: ResolvedCacheIndexOptions;
+  readonly #tiers: TierWeights;
   readonly #tenants = new Map<TenantId, Map<ModelId, ModelScope>>();
   /** Oldest and newest confirmed holders; `#entries` counts the list. */
   #oldest: Holder | undefined;
@@ -123,6 +135,7 @@ class MapCacheIndex implements CacheIndex {
 
   constructor(options: ResolvedCacheIndexOptions) {
     this.#options = options;
+    this.#tiers = new TierWeights(options.tierWeights);
   }
 
   report(report: CacheReport): ReportOutcome {
@@ -133,7 +146,15 @@ class MapCacheIndex implements CacheIndex {
     if (report.stats !== undefined) replica.stats = copyStats(report.stats);
     const dropped = emptyDropCounts();
     const evicted = emptyEvictionCounts();
-    const accepted = this.#add(replica, report.hashScheme, report.prefixes, now, dropped, evicted);
+    const accepted = this.#add(
+      replica,
+      report.hashScheme,
+      report.prefixes,
+      now,
+      dropped,
+      evicted,
+      tierBit("gpu"),
+    );
     return { accepted, dropped, evicted };
   }
 
@@ -152,7 +173,10 @@ class MapCacheIndex implements CacheIndex {
         ignored++;
         continue;
       }
-      if (event.type === "prefix-added" && batch.hashScheme === "") {
+      if (
+        (event.type === "prefix-added" || event.type === "chain-stored") &&
+        batch.hashScheme === ""
+      ) {
         dropped["hash-scheme-missing"]++;
         ignored++;
         continue;
@@ -168,13 +192,26 @@ class MapCacheIndex implements CacheIndex {
             now,
             dropped,
             evicted,
+            tierBit(event.tier ?? "gpu"),
           );
           break;
+        case "chain-stored":
+          addedPrefixes += this.#addChain(replica, batch.hashScheme, event, now, dropped, evicted);
+          break;
         case "prefix-evicted":
-          evicted.event += this.#evict(replica, batch.hashScheme, event.prefixes, dropped);
+          evicted.event += this.#evict(
+            replica,
+            batch.hashScheme,
+            event.prefixes,
+            dropped,
+            event.tier === undefined ? ALL_TIERS : tierBit(event.tier),
+          );
           break;
         case "all-cleared":
-          evicted.cleared += this.#clear(replica);
+          evicted.cleared += this.#clear(
+            replica,
+            event.tier === undefined ? ALL_TIERS : tierBit(event.tier),
+          );
           break;
         case "replica-updated":
           break;
@@ -204,11 +241,13 @@ class MapCacheIndex implements CacheIndex {
     const liveSince = now - this.#options.ttlMs;
     const candidates =
       query.candidateReplicaIds.length === 0 ? undefined : new Set(query.candidateReplicaIds);
+    const live = (holder: Holder) =>
+      holder.confirmedAt >= liveSince || holder.replica.liveUntil >= now;
     const head = table.prefixes.get(prefixKey(prefixHashes[0] as Uint8Array));
     const runs: Run[] = [];
     if (head !== undefined) {
       for (const holder of head.values()) {
-        if (holder.confirmedAt < liveSince) continue;
+        if (!live(holder)) continue;
         if (candidates !== undefined && !candidates.has(holder.replica.id)) continue;
         runs.push({
           replicaId: holder.replica.id,
@@ -216,6 +255,8 @@ class MapCacheIndex implements CacheIndex {
           blocks: 1,
           tokens: holder.tokenCount,
           oldestConfirmedAt: holder.confirmedAt,
+          weight: this.#tiers.weightOf(holder.tiers),
+          tier: this.#tiers.tierOf(holder.tiers),
           freshness: 0,
           score: 0,
         });
@@ -230,10 +271,14 @@ class MapCacheIndex implements CacheIndex {
       let kept = 0;
       for (const run of active) {
         const holder = holders.get(run.replicaId);
-        if (holder === undefined || holder.confirmedAt < liveSince) continue;
+        if (holder === undefined || !live(holder)) continue;
         run.blocks++;
         run.tokens = holder.tokenCount;
         if (holder.confirmedAt < run.oldestConfirmedAt) run.oldestConfirmedAt = holder.confirmedAt;
+        if (this.#tiers.weightOf(holder.tiers) < run.weight) {
+          run.weight = this.#tiers.weightOf(holder.tiers);
+          run.tier = this.#tiers.tierOf(holder.tiers);
+        }
         active[kept++] = run;
       }
       active.length = kept;
@@ -247,7 +292,7 @@ class MapCacheIndex implements CacheIndex {
     const best: Run[] = [];
     for (const run of runs) {
       run.freshness = freshnessAt(now - run.oldestConfirmedAt, this.#options.ttlMs);
-      run.score = run.tokens * run.freshness;
+      run.score = run.tokens * run.freshness * run.weight;
       insertTopK(best, run, limit);
     }
     const hints: ReplicaHint[] = best.map((run) => ({
@@ -255,6 +300,7 @@ class MapCacheIndex implements CacheIndex {
       matchedBlocks: run.blocks,
       matchedTokens: run.tokens,
       freshness: run.freshness,
+      tier: run.tier,
       score: run.score,
       stats: run.stats,
     }));
@@ -297,13 +343,29 @@ class MapCacheIndex implements CacheIndex {
     return { replicas, totalEntries, hashSchemes };
   }
 
+  keepAlive(ref: ReplicaRef, until: number): void {
+    const replica = this.#tenants.get(ref.tenant)?.get(ref.model)?.replicas.get(ref.replicaId);
+    if (replica !== undefined) replica.liveUntil = until;
+  }
+
   sweep(budget: number): SweepOutcome {
-    const liveSince = this.#options.clock.now() - this.#options.ttlMs;
+    const now = this.#options.clock.now();
+    const liveSince = now - this.#options.ttlMs;
     let expiredEntries = 0;
+    let renewedEntries = 0;
     while (this.#oldest !== undefined && this.#oldest.confirmedAt < liveSince) {
-      if (expiredEntries >= budget) return { expiredEntries, removedReplicas: 0, done: false };
-      this.#unlinkHolder(this.#oldest);
-      expiredEntries++;
+      if (expiredEntries + renewedEntries >= budget) {
+        return { expiredEntries, renewedEntries, removedReplicas: 0, done: false };
+      }
+      const oldest = this.#oldest;
+      if (oldest.replica.liveUntil >= now) {
+        oldest.confirmedAt = now;
+        this.#moveToNewest(oldest);
+        renewedEntries++;
+      } else {
+        this.#unlinkHolder(oldest);
+        expiredEntries++;
+      }
     }
     // Every entry a replica holds was confirmed no later than the replica was last seen, so once
     // no expired entry is left, a replica silent past the TTL holds nothing.
@@ -313,13 +375,13 @@ class MapCacheIndex implements CacheIndex {
       this.#quietest.lastSeenAt < liveSince &&
       this.#quietest.holdings.size === 0
     ) {
-      if (expiredEntries + removedReplicas >= budget) {
-        return { expiredEntries, removedReplicas, done: false };
+      if (expiredEntries + renewedEntries + removedReplicas >= budget) {
+        return { expiredEntries, renewedEntries, removedReplicas, done: false };
       }
       this.#removeReplica(this.#quietest);
       removedReplicas++;
     }
-    return { expiredEntries, removedReplicas, done: true };
+    return { expiredEntries, renewedEntries, removedReplicas, done: true };
   }
 
   size(): IndexSize {
@@ -343,6 +405,7 @@ class MapCacheIndex implements CacheIndex {
     now: number,
     dropped: DropCounts,
     evicted: EvictionCounts,
+    tier: number,
   ): number {
     if (scheme === "") {
       dropped["hash-scheme-missing"] += prefixes.length;
@@ -368,9 +431,13 @@ class MapCacheIndex implements CacheIndex {
         holders = new Map();
         table.prefixes.set(key, holders);
       }
+      // The count belongs to the block, as in the compact engine: the last known one, every holder.
+      if (prefix.tokenCount !== 0) {
+        for (const other of holders.values()) other.tokenCount = prefix.tokenCount;
+      }
       const known = holders.get(replica.id);
       if (known !== undefined) {
-        known.tokenCount = prefix.tokenCount;
+        known.tiers |= tier;
         known.confirmedAt = now;
         this.#moveToNewest(known);
         continue;
@@ -378,16 +445,22 @@ class MapCacheIndex implements CacheIndex {
       while (this.#entries >= this.#options.maxEntries && this.#oldest !== undefined) {
         // An entry already past its TTL leaves for that reason, whether or not the sweeper got to
         // it yet: counting it as cap pressure would mislead whoever sizes the cap.
-        if (this.#oldest.confirmedAt < now - this.#options.ttlMs) evicted.ttl++;
-        else evicted.cap++;
+        const oldest = this.#oldest;
+        if (oldest.confirmedAt < now - this.#options.ttlMs && oldest.replica.liveUntil < now) {
+          evicted.ttl++;
+        } else evicted.cap++;
         this.#unlinkHolder(this.#oldest);
       }
+      // An unknown count takes the block's, as every other holder knows it.
+      let tokenCount = prefix.tokenCount;
+      if (tokenCount === 0) tokenCount = holders.values().next().value?.tokenCount ?? 0;
       const holder: Holder = {
         replica,
         table,
         key,
-        tokenCount: prefix.tokenCount,
+        tokenCount,
         confirmedAt: now,
+        tiers: tier,
         older: undefined,
         newer: undefined,
       };
@@ -410,6 +483,7 @@ class MapCacheIndex implements CacheIndex {
     scheme: HashScheme,
     prefixes: readonly PrefixEntry[],
     dropped: DropCounts,
+    tiers: number,
   ): number {
     const tables =
       scheme === ""
@@ -426,19 +500,73 @@ class MapCacheIndex implements CacheIndex {
       for (const table of tables) {
         const holder = table.prefixes.get(key)?.get(replica.id);
         if (holder !== undefined) {
-          this.#unlinkHolder(holder);
-          removed++;
+          holder.tiers &= ~tiers;
+          if (holder.tiers === 0) {
+            this.#unlinkHolder(holder);
+            removed++;
+          }
         }
       }
     }
     return removed;
   }
 
-  /** Removes everything `replica` holds. Cost: O(its holdings). */
-  #clear(replica: ReplicaRecord): number {
-    const removed = replica.holdings.size;
-    for (const holder of [...replica.holdings]) this.#unlinkHolder(holder);
+  /** Removes `tiers` from everything `replica` holds. Cost: O(its holdings). */
+  #clear(replica: ReplicaRecord, tiers: number): number {
+    let removed = 0;
+    for (const holder of [...replica.holdings]) {
+      holder.tiers &= ~tiers;
+      if (holder.tiers === 0) {
+        this.#unlinkHolder(holder);
+        removed++;
+      }
+    }
     return removed;
+  }
+
+  /** Adds a chain announced by parent (see ChainStoredEvent); returns how many were added. */
+  #addChain(
+    replica: ReplicaRecord,
+    scheme: HashScheme,
+    event: ChainStoredEvent,
+    now: number,
+    dropped: DropCounts,
+    evicted: EvictionCounts,
+  ): number {
+    const table = replica.scope.schemes.get(scheme);
+    const blockTokens = (hash: Uint8Array) => {
+      let tokens = 0;
+      for (const holder of table?.prefixes.get(prefixKey(hash))?.values() ?? []) {
+        tokens = Math.max(tokens, holder.tokenCount);
+      }
+      return tokens;
+    };
+    let base = 0;
+    if (event.parentHash !== undefined) {
+      base = prefixHashProblem(event.parentHash) === undefined ? blockTokens(event.parentHash) : 0;
+    }
+    const known = event.blockSize > 0 && (event.parentHash === undefined || base > 0);
+    const prefixes: PrefixEntry[] = [];
+    event.prefixHashes.forEach((prefixHash, i) => {
+      if (
+        event.knownBlocksOnly &&
+        prefixHashProblem(prefixHash) === undefined &&
+        table?.prefixes.has(prefixKey(prefixHash)) !== true
+      ) {
+        dropped["unknown-block"]++;
+        return;
+      }
+      prefixes.push({ prefixHash, tokenCount: known ? base + (i + 1) * event.blockSize : 0 });
+    });
+    return this.#add(
+      replica,
+      scheme,
+      prefixes,
+      now,
+      dropped,
+      evicted,
+      tierBit(event.tier ?? "gpu"),
+    );
   }
 
   /** Finds or creates the replica and marks it heard from now. */
@@ -460,6 +588,7 @@ class MapCacheIndex implements CacheIndex {
         scope,
         stats: undefined,
         lastSeenAt: now,
+        liveUntil: Number.NEGATIVE_INFINITY,
         holdings: new Set(),
         holdingsByScheme: new Map(),
         quieter: undefined,

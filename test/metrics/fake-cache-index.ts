@@ -8,6 +8,7 @@ import {
   emptyEvictionCounts,
   type IndexSize,
   type PublishOutcome,
+  type ReplicaRef,
   type ReportOutcome,
   type RouteAnswer,
   type RouteQuery,
@@ -24,6 +25,10 @@ export type FakeCall =
   | { readonly method: "lookup"; readonly argument: RouteQuery }
   | { readonly method: "describe"; readonly argument: ScopeQuery }
   | { readonly method: "sweep"; readonly argument: number }
+  | {
+      readonly method: "keepAlive";
+      readonly argument: { readonly replica: ReplicaRef; readonly until: number };
+    }
   | { readonly method: "size"; readonly argument: undefined };
 
 /**
@@ -36,7 +41,12 @@ export class FakeCacheIndex implements CacheIndex {
   publishOutcome: PublishOutcome = publishOutcome();
   routeAnswer: RouteAnswer = routeAnswer();
   scopeState: ScopeState = { replicas: [], totalEntries: 0, hashSchemes: [] };
-  sweepOutcome: SweepOutcome = { expiredEntries: 0, removedReplicas: 0, done: true };
+  sweepOutcome: SweepOutcome = {
+    expiredEntries: 0,
+    renewedEntries: 0,
+    removedReplicas: 0,
+    done: true,
+  };
   indexSize: IndexSize = { entries: 0, entriesByModel: new Map(), replicas: 0 };
   /** Thrown by every method when set. */
   failure: Error | undefined;
@@ -68,6 +78,10 @@ export class FakeCacheIndex implements CacheIndex {
   sweep(budget: number): SweepOutcome {
     this.#called({ method: "sweep", argument: budget });
     return this.sweepOutcome;
+  }
+
+  keepAlive(replica: ReplicaRef, until: number): void {
+    this.#called({ method: "keepAlive", argument: { replica, until } });
   }
 
   size(): IndexSize {
@@ -123,6 +137,7 @@ export function routeAnswer(reason: RouteAnswer["reason"] = "no-hint", hintCount
       matchedBlocks: 1,
       matchedTokens: 16,
       freshness: 1,
+      tier: "gpu" as const,
       score: 16,
       stats: undefined,
     })),

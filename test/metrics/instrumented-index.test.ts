@@ -189,7 +189,7 @@ describe("createInstrumentedIndex()", () => {
     const { next, index, registry } = setup();
     next.reportOutcome = reportOutcome({ evicted: { cap: 2 } });
     next.publishOutcome = publishOutcome({ evicted: { cap: 1, event: 4, cleared: 9 } });
-    next.sweepOutcome = { expiredEntries: 6, removedReplicas: 1, done: false };
+    next.sweepOutcome = { expiredEntries: 6, renewedEntries: 0, removedReplicas: 1, done: false };
     index.report(report);
     index.publish(batch);
     index.sweep(100);

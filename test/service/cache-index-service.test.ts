@@ -259,6 +259,7 @@ describe("createCacheIndexService()", () => {
         publish: (b) => index.publish(b),
         describe: (q) => index.describe(q),
         sweep: (n) => index.sweep(n),
+        keepAlive: (r, until) => index.keepAlive(r, until),
         size: () => index.size(),
         lookup: () => {
           throw new Error("boom");

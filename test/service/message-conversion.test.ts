@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   LookupRouteResponseSchema,
   ReasonCode,
+  StorageTier,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { RouteAnswer } from "../../src/core/types.js";
 import { lookupRouteResponse, routeAnswerToProto } from "../../src/service/message-conversion.js";
@@ -27,6 +28,7 @@ const answers: ReadonlyArray<[string, RouteAnswer, ReasonCode]> = [
           matchedBlocks: 3,
           matchedTokens: 48,
           freshness: 0.75,
+          tier: "cpu",
           score: 36,
           stats: { activeRequests: 2, queuedRequests: 1, kvCacheUsage: 0.5 },
         },
@@ -35,6 +37,7 @@ const answers: ReadonlyArray<[string, RouteAnswer, ReasonCode]> = [
           matchedBlocks: 1,
           matchedTokens: 16,
           freshness: 1,
+          tier: "gpu",
           score: 16,
           stats: undefined,
         },
@@ -67,6 +70,12 @@ describe("routeAnswerToProto()", () => {
         freshness: hint.freshness,
         score: hint.score,
         stats: hint.stats && { replicaId: hint.replicaId, ...hint.stats },
+        storageTier: {
+          gpu: StorageTier.GPU,
+          cpu: StorageTier.CPU,
+          disk: StorageTier.DISK,
+          other: StorageTier.OTHER,
+        }[hint.tier],
       })),
       reasonCode,
       invalidField: answer.invalidField,

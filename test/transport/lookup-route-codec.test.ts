@@ -69,6 +69,10 @@ const responseInit = fc.record({
       freshness: double,
       score: double,
       stats: fc.option(statsInit, { nil: undefined }),
+      storageTier: fc.oneof(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+      ),
     }),
     { maxLength: 8 },
   ),

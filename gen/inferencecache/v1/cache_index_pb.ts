@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file inferencecache/v1/cache_index.proto.
  */
 export const file_inferencecache_v1_cache_index: GenFile = /*@__PURE__*/
-  fileDesc("CiNpbmZlcmVuY2VjYWNoZS92MS9jYWNoZV9pbmRleC5wcm90bxIRaW5mZXJlbmNlY2FjaGUudjEiNwoLUHJlZml4RW50cnkSEwoLcHJlZml4X2hhc2gYASABKAwSEwoLdG9rZW5fY291bnQYAiABKA0ibAoMUmVwbGljYVN0YXRzEhIKCnJlcGxpY2FfaWQYASABKAkSFwoPYWN0aXZlX3JlcXVlc3RzGAIgASgNEhcKD3F1ZXVlZF9yZXF1ZXN0cxgDIAEoDRIWCg5rdl9jYWNoZV91c2FnZRgEIAEoASJJCglEcm9wQ291bnQSLQoGcmVhc29uGAEgASgOMh0uaW5mZXJlbmNlY2FjaGUudjEuRHJvcFJlYXNvbhINCgVjb3VudBgCIAEoDSLDAQoXUmVwb3J0Q2FjaGVTdGF0ZVJlcXVlc3QSDgoGdGVuYW50GAEgASgJEg0KBW1vZGVsGAIgASgJEhIKCnJlcGxpY2FfaWQYAyABKAkSEwoLaGFzaF9zY2hlbWUYBCABKAkSMAoIcHJlZml4ZXMYBSADKAsyHi5pbmZlcmVuY2VjYWNoZS52MS5QcmVmaXhFbnRyeRIuCgVzdGF0cxgGIAEoCzIfLmluZmVyZW5jZWNhY2hlLnYxLlJlcGxpY2FTdGF0cyJqChhSZXBvcnRDYWNoZVN0YXRlUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SDwoHZHJvcHBlZBgCIAEoDRIrCgVkcm9wcxgDIAMoCzIcLmluZmVyZW5jZWNhY2hlLnYxLkRyb3BDb3VudCKfAQoKQ2FjaGVFdmVudBIvCgR0eXBlGAEgASgOMiEuaW5mZXJlbmNlY2FjaGUudjEuQ2FjaGVFdmVudFR5cGUSMAoIcHJlZml4ZXMYAiADKAsyHi5pbmZlcmVuY2VjYWNoZS52MS5QcmVmaXhFbnRyeRIuCgVzdGF0cxgDIAEoCzIfLmluZmVyZW5jZWNhY2hlLnYxLlJlcGxpY2FTdGF0cyKMAQoTUHVibGlzaEV2ZW50UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDQoFbW9kZWwYAiABKAkSEgoKcmVwbGljYV9pZBgDIAEoCRITCgtoYXNoX3NjaGVtZRgEIAEoCRItCgZldmVudHMYBSADKAsyHS5pbmZlcmVuY2VjYWNoZS52MS5DYWNoZUV2ZW50ImUKFFB1Ymxpc2hFdmVudFJlc3BvbnNlEg8KB2FwcGxpZWQYASABKA0SDwoHaWdub3JlZBgCIAEoDRIrCgVkcm9wcxgDIAMoCzIcLmluZmVyZW5jZWNhY2hlLnYxLkRyb3BDb3VudCKRAQoSTG9va3VwUm91dGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRINCgVtb2RlbBgCIAEoCRITCgtoYXNoX3NjaGVtZRgDIAEoCRIVCg1wcmVmaXhfaGFzaGVzGAQgAygMEh0KFWNhbmRpZGF0ZV9yZXBsaWNhX2lkcxgFIAMoCRIRCgltYXhfaGludHMYBiABKA0iowEKC1JlcGxpY2FIaW50EhIKCnJlcGxpY2FfaWQYASABKAkSFgoObWF0Y2hlZF9ibG9ja3MYAiABKA0SFgoObWF0Y2hlZF90b2tlbnMYAyABKA0SEQoJZnJlc2huZXNzGAQgASgBEg0KBXNjb3JlGAUgASgBEi4KBXN0YXRzGAYgASgLMh8uaW5mZXJlbmNlY2FjaGUudjEuUmVwbGljYVN0YXRzItIBChNMb29rdXBSb3V0ZVJlc3BvbnNlEi0KBWhpbnRzGAEgAygLMh4uaW5mZXJlbmNlY2FjaGUudjEuUmVwbGljYUhpbnQSMgoLcmVhc29uX2NvZGUYAiABKA4yHS5pbmZlcmVuY2VjYWNoZS52MS5SZWFzb25Db2RlEhUKDWludmFsaWRfZmllbGQYAyABKAkSFwoPY2hhaW5fdHJ1bmNhdGVkGAQgASgIEhgKEGV2YWx1YXRlZF9ibG9ja3MYBSABKA0SDgoGZGV0YWlsGAYgASgJIl8KFEdldENhY2hlU3RhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRINCgVtb2RlbBgCIAEoCRIYCgtoYXNoX3NjaGVtZRgDIAEoCUgAiAEBQg4KDF9oYXNoX3NjaGVtZSK2AQoMUmVwbGljYVN0YXRlEhIKCnJlcGxpY2FfaWQYASABKAkSLgoFc3RhdHMYAiABKAsyHy5pbmZlcmVuY2VjYWNoZS52MS5SZXBsaWNhU3RhdHMSFAoMcHJlZml4X2NvdW50GAMgASgEEi0KCWxhc3Rfc2VlbhgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVbGFzdF9zZWVuX2FnZV9zZWNvbmRzGAUgASgBIjcKD0hhc2hTY2hlbWVTdGF0ZRITCgtoYXNoX3NjaGVtZRgBIAEoCRIPCgdlbnRyaWVzGAIgASgEIroBChVHZXRDYWNoZVN0YXRlUmVzcG9uc2USDgoGdGVuYW50GAEgASgJEg0KBW1vZGVsGAIgASgJEjEKCHJlcGxpY2FzGAMgAygLMh8uaW5mZXJlbmNlY2FjaGUudjEuUmVwbGljYVN0YXRlEhUKDXRvdGFsX2VudHJpZXMYBCABKAQSOAoMaGFzaF9zY2hlbWVzGAUgAygLMiIuaW5mZXJlbmNlY2FjaGUudjEuSGFzaFNjaGVtZVN0YXRlKrsBCgpEcm9wUmVhc29uEhsKF0RST1BfUkVBU09OX1VOU1BFQ0lGSUVEEAASIwofRFJPUF9SRUFTT05fSEFTSF9TQ0hFTUVfTUlTU0lORxABEiEKHURST1BfUkVBU09OX1BSRUZJWF9IQVNIX0VNUFRZEAISJAogRFJPUF9SRUFTT05fUFJFRklYX0hBU0hfVE9PX0xPTkcQAxIiCh5EUk9QX1JFQVNPTl9VTktOT1dOX0VWRU5UX1RZUEUQBCrCAQoOQ2FjaGVFdmVudFR5cGUSIAocQ0FDSEVfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEiEKHUNBQ0hFX0VWRU5UX1RZUEVfUFJFRklYX0FEREVEEAESIwofQ0FDSEVfRVZFTlRfVFlQRV9QUkVGSVhfRVZJQ1RFRBACEiQKIENBQ0hFX0VWRU5UX1RZUEVfUkVQTElDQV9VUERBVEVEEAMSIAocQ0FDSEVfRVZFTlRfVFlQRV9BTExfQ0xFQVJFRBAEKsEBCgpSZWFzb25Db2RlEhsKF1JFQVNPTl9DT0RFX1VOU1BFQ0lGSUVEEAASHAoYUkVBU09OX0NPREVfUFJFRklYX01BVENIEAESFwoTUkVBU09OX0NPREVfTk9fSElOVBACEiMKH1JFQVNPTl9DT0RFX0hBU0hfU0NIRU1FX01JU1NJTkcQAxIfChtSRUFTT05fQ09ERV9JTlZBTElEX1JFUVVFU1QQBBIZChVSRUFTT05fQ09ERV9OT1RfUkVBRFkQBTKjAwoRQ2FjaGVJbmRleFNlcnZpY2USawoQUmVwb3J0Q2FjaGVTdGF0ZRIqLmluZmVyZW5jZWNhY2hlLnYxLlJlcG9ydENhY2hlU3RhdGVSZXF1ZXN0GisuaW5mZXJlbmNlY2FjaGUudjEuUmVwb3J0Q2FjaGVTdGF0ZVJlc3BvbnNlEl8KDFB1Ymxpc2hFdmVudBImLmluZmVyZW5jZWNhY2hlLnYxLlB1Ymxpc2hFdmVudFJlcXVlc3QaJy5pbmZlcmVuY2VjYWNoZS52MS5QdWJsaXNoRXZlbnRSZXNwb25zZRJcCgtMb29rdXBSb3V0ZRIlLmluZmVyZW5jZWNhY2hlLnYxLkxvb2t1cFJvdXRlUmVxdWVzdBomLmluZmVyZW5jZWNhY2hlLnYxLkxvb2t1cFJvdXRlUmVzcG9uc2USYgoNR2V0Q2FjaGVTdGF0ZRInLmluZmVyZW5jZWNhY2hlLnYxLkdldENhY2hlU3RhdGVSZXF1ZXN0GiguaW5mZXJlbmNlY2FjaGUudjEuR2V0Q2FjaGVTdGF0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNpbmZlcmVuY2VjYWNoZS92MS9jYWNoZV9pbmRleC5wcm90bxIRaW5mZXJlbmNlY2FjaGUudjEiNwoLUHJlZml4RW50cnkSEwoLcHJlZml4X2hhc2gYASABKAwSEwoLdG9rZW5fY291bnQYAiABKA0ibAoMUmVwbGljYVN0YXRzEhIKCnJlcGxpY2FfaWQYASABKAkSFwoPYWN0aXZlX3JlcXVlc3RzGAIgASgNEhcKD3F1ZXVlZF9yZXF1ZXN0cxgDIAEoDRIWCg5rdl9jYWNoZV91c2FnZRgEIAEoASJJCglEcm9wQ291bnQSLQoGcmVhc29uGAEgASgOMh0uaW5mZXJlbmNlY2FjaGUudjEuRHJvcFJlYXNvbhINCgVjb3VudBgCIAEoDSLDAQoXUmVwb3J0Q2FjaGVTdGF0ZVJlcXVlc3QSDgoGdGVuYW50GAEgASgJEg0KBW1vZGVsGAIgASgJEhIKCnJlcGxpY2FfaWQYAyABKAkSEwoLaGFzaF9zY2hlbWUYBCABKAkSMAoIcHJlZml4ZXMYBSADKAsyHi5pbmZlcmVuY2VjYWNoZS52MS5QcmVmaXhFbnRyeRIuCgVzdGF0cxgGIAEoCzIfLmluZmVyZW5jZWNhY2hlLnYxLlJlcGxpY2FTdGF0cyJqChhSZXBvcnRDYWNoZVN0YXRlUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SDwoHZHJvcHBlZBgCIAEoDRIrCgVkcm9wcxgDIAMoCzIcLmluZmVyZW5jZWNhY2hlLnYxLkRyb3BDb3VudCLVAQoKQ2FjaGVFdmVudBIvCgR0eXBlGAEgASgOMiEuaW5mZXJlbmNlY2FjaGUudjEuQ2FjaGVFdmVudFR5cGUSMAoIcHJlZml4ZXMYAiADKAsyHi5pbmZlcmVuY2VjYWNoZS52MS5QcmVmaXhFbnRyeRIuCgVzdGF0cxgDIAEoCzIfLmluZmVyZW5jZWNhY2hlLnYxLlJlcGxpY2FTdGF0cxI0CgxzdG9yYWdlX3RpZXIYBCABKA4yHi5pbmZlcmVuY2VjYWNoZS52MS5TdG9yYWdlVGllciKMAQoTUHVibGlzaEV2ZW50UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDQoFbW9kZWwYAiABKAkSEgoKcmVwbGljYV9pZBgDIAEoCRITCgtoYXNoX3NjaGVtZRgEIAEoCRItCgZldmVudHMYBSADKAsyHS5pbmZlcmVuY2VjYWNoZS52MS5DYWNoZUV2ZW50ImUKFFB1Ymxpc2hFdmVudFJlc3BvbnNlEg8KB2FwcGxpZWQYASABKA0SDwoHaWdub3JlZBgCIAEoDRIrCgVkcm9wcxgDIAMoCzIcLmluZmVyZW5jZWNhY2hlLnYxLkRyb3BDb3VudCKRAQoSTG9va3VwUm91dGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRINCgVtb2RlbBgCIAEoCRITCgtoYXNoX3NjaGVtZRgDIAEoCRIVCg1wcmVmaXhfaGFzaGVzGAQgAygMEh0KFWNhbmRpZGF0ZV9yZXBsaWNhX2lkcxgFIAMoCRIRCgltYXhfaGludHMYBiABKA0i2QEKC1JlcGxpY2FIaW50EhIKCnJlcGxpY2FfaWQYASABKAkSFgoObWF0Y2hlZF9ibG9ja3MYAiABKA0SFgoObWF0Y2hlZF90b2tlbnMYAyABKA0SEQoJZnJlc2huZXNzGAQgASgBEg0KBXNjb3JlGAUgASgBEi4KBXN0YXRzGAYgASgLMh8uaW5mZXJlbmNlY2FjaGUudjEuUmVwbGljYVN0YXRzEjQKDHN0b3JhZ2VfdGllchgHIAEoDjIeLmluZmVyZW5jZWNhY2hlLnYxLlN0b3JhZ2VUaWVyItIBChNMb29rdXBSb3V0ZVJlc3BvbnNlEi0KBWhpbnRzGAEgAygLMh4uaW5mZXJlbmNlY2FjaGUudjEuUmVwbGljYUhpbnQSMgoLcmVhc29uX2NvZGUYAiABKA4yHS5pbmZlcmVuY2VjYWNoZS52MS5SZWFzb25Db2RlEhUKDWludmFsaWRfZmllbGQYAyABKAkSFwoPY2hhaW5fdHJ1bmNhdGVkGAQgASgIEhgKEGV2YWx1YXRlZF9ibG9ja3MYBSABKA0SDgoGZGV0YWlsGAYgASgJIl8KFEdldENhY2hlU3RhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRINCgVtb2RlbBgCIAEoCRIYCgtoYXNoX3NjaGVtZRgDIAEoCUgAiAEBQg4KDF9oYXNoX3NjaGVtZSK2AQoMUmVwbGljYVN0YXRlEhIKCnJlcGxpY2FfaWQYASABKAkSLgoFc3RhdHMYAiABKAsyHy5pbmZlcmVuY2VjYWNoZS52MS5SZXBsaWNhU3RhdHMSFAoMcHJlZml4X2NvdW50GAMgASgEEi0KCWxhc3Rfc2VlbhgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVbGFzdF9zZWVuX2FnZV9zZWNvbmRzGAUgASgBIjcKD0hhc2hTY2hlbWVTdGF0ZRITCgtoYXNoX3NjaGVtZRgBIAEoCRIPCgdlbnRyaWVzGAIgASgEIvgBChVHZXRDYWNoZVN0YXRlUmVzcG9uc2USDgoGdGVuYW50GAEgASgJEg0KBW1vZGVsGAIgASgJEjEKCHJlcGxpY2FzGAMgAygLMh8uaW5mZXJlbmNlY2FjaGUudjEuUmVwbGljYVN0YXRlEhUKDXRvdGFsX2VudHJpZXMYBCABKAQSOAoMaGFzaF9zY2hlbWVzGAUgAygLMiIuaW5mZXJlbmNlY2FjaGUudjEuSGFzaFNjaGVtZVN0YXRlEjwKDmVuZ2luZV9zdHJlYW1zGAYgAygLMiQuaW5mZXJlbmNlY2FjaGUudjEuRW5naW5lU3RyZWFtU3RhdGUirAIKEUVuZ2luZVN0cmVhbVN0YXRlEg4KBnNvdXJjZRgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRI3Cgpjb25uZWN0aW9uGAMgASgOMiMuaW5mZXJlbmNlY2FjaGUudjEuU3RyZWFtQ29ubmVjdGlvbhITCgtyZXBsaWNhX2lkcxgEIAMoCRIjChZsYXN0X2JhdGNoX2FnZV9zZWNvbmRzGAUgASgBSACIAQESDwoHYmF0Y2hlcxgGIAEoBBIVCg1kZWNvZGVfZXJyb3JzGAcgASgEEgwKBGdhcHMYCCABKAQSDwoHcmVwbGF5cxgJIAEoBBIQCghyZXN0YXJ0cxgKIAEoBBIOCgZjbGVhcnMYCyABKARCGQoXX2xhc3RfYmF0Y2hfYWdlX3NlY29uZHMq2gEKCkRyb3BSZWFzb24SGwoXRFJPUF9SRUFTT05fVU5TUEVDSUZJRUQQABIjCh9EUk9QX1JFQVNPTl9IQVNIX1NDSEVNRV9NSVNTSU5HEAESIQodRFJPUF9SRUFTT05fUFJFRklYX0hBU0hfRU1QVFkQAhIkCiBEUk9QX1JFQVNPTl9QUkVGSVhfSEFTSF9UT09fTE9ORxADEiIKHkRST1BfUkVBU09OX1VOS05PV05fRVZFTlRfVFlQRRAEEh0KGURST1BfUkVBU09OX1VOS05PV05fQkxPQ0sQBSqGAQoLU3RvcmFnZVRpZXISHAoYU1RPUkFHRV9USUVSX1VOU1BFQ0lGSUVEEAASFAoQU1RPUkFHRV9USUVSX0dQVRABEhQKEFNUT1JBR0VfVElFUl9DUFUQAhIVChFTVE9SQUdFX1RJRVJfRElTSxADEhYKElNUT1JBR0VfVElFUl9PVEhFUhAEKsIBCg5DYWNoZUV2ZW50VHlwZRIgChxDQUNIRV9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASIQodQ0FDSEVfRVZFTlRfVFlQRV9QUkVGSVhfQURERUQQARIjCh9DQUNIRV9FVkVOVF9UWVBFX1BSRUZJWF9FVklDVEVEEAISJAogQ0FDSEVfRVZFTlRfVFlQRV9SRVBMSUNBX1VQREFURUQQAxIgChxDQUNIRV9FVkVOVF9UWVBFX0FMTF9DTEVBUkVEEAQqwQEKClJlYXNvbkNvZGUSGwoXUkVBU09OX0NPREVfVU5TUEVDSUZJRUQQABIcChhSRUFTT05fQ09ERV9QUkVGSVhfTUFUQ0gQARIXChNSRUFTT05fQ09ERV9OT19ISU5UEAISIwofUkVBU09OX0NPREVfSEFTSF9TQ0hFTUVfTUlTU0lORxADEh8KG1JFQVNPTl9DT0RFX0lOVkFMSURfUkVRVUVTVBAEEhkKFVJFQVNPTl9DT0RFX05PVF9SRUFEWRAFKpwBChBTdHJlYW1Db25uZWN0aW9uEiEKHVNUUkVBTV9DT05ORUNUSU9OX1VOU1BFQ0lGSUVEEAASIAocU1RSRUFNX0NPTk5FQ1RJT05fQ09OTkVDVElORxABEh8KG1NUUkVBTV9DT05ORUNUSU9OX0NPTk5FQ1RFRBACEiIKHlNUUkVBTV9DT05ORUNUSU9OX0RJU0NPTk5FQ1RFRBADMqMDChFDYWNoZUluZGV4U2VydmljZRJrChBSZXBvcnRDYWNoZVN0YXRlEiouaW5mZXJlbmNlY2FjaGUudjEuUmVwb3J0Q2FjaGVTdGF0ZVJlcXVlc3QaKy5pbmZlcmVuY2VjYWNoZS52MS5SZXBvcnRDYWNoZVN0YXRlUmVzcG9uc2USXwoMUHVibGlzaEV2ZW50EiYuaW5mZXJlbmNlY2FjaGUudjEuUHVibGlzaEV2ZW50UmVxdWVzdBonLmluZmVyZW5jZWNhY2hlLnYxLlB1Ymxpc2hFdmVudFJlc3BvbnNlElwKC0xvb2t1cFJvdXRlEiUuaW5mZXJlbmNlY2FjaGUudjEuTG9va3VwUm91dGVSZXF1ZXN0GiYuaW5mZXJlbmNlY2FjaGUudjEuTG9va3VwUm91dGVSZXNwb25zZRJiCg1HZXRDYWNoZVN0YXRlEicuaW5mZXJlbmNlY2FjaGUudjEuR2V0Q2FjaGVTdGF0ZVJlcXVlc3QaKC5pbmZlcmVuY2VjYWNoZS52MS5HZXRDYWNoZVN0YXRlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * PrefixEntry is one prefix block a replica holds.
@@ -245,6 +245,15 @@ export type CacheEvent = Message<"inferencecache.v1.CacheEvent"> & {
    * @generated from field: inferencecache.v1.ReplicaStats stats = 3;
    */
   stats?: ReplicaStats | undefined;
+
+  /**
+   * The tier PREFIX_ADDED adds the prefixes on (a block may be on several), and the only tier
+   * PREFIX_EVICTED and ALL_CLEARED remove from. Unspecified: GPU for additions, every tier for
+   * removals.
+   *
+   * @generated from field: inferencecache.v1.StorageTier storage_tier = 4;
+   */
+  storageTier: StorageTier;
 };
 
 /**
@@ -433,7 +442,7 @@ export type ReplicaHint = Message<"inferencecache.v1.ReplicaHint"> & {
   freshness: number;
 
   /**
-   * matched_tokens x freshness: the ranking key (higher first).
+   * matched_tokens x freshness x the weight of storage_tier: the ranking key (higher first).
    *
    * @generated from field: double score = 5;
    */
@@ -445,6 +454,13 @@ export type ReplicaHint = Message<"inferencecache.v1.ReplicaHint"> & {
    * @generated from field: inferencecache.v1.ReplicaStats stats = 6;
    */
   stats?: ReplicaStats | undefined;
+
+  /**
+   * The slowest tier in the matched run, each block counting at the best tier it is held on.
+   *
+   * @generated from field: inferencecache.v1.StorageTier storage_tier = 7;
+   */
+  storageTier: StorageTier;
 };
 
 /**
@@ -664,6 +680,13 @@ export type GetCacheStateResponse = Message<"inferencecache.v1.GetCacheStateResp
    * @generated from field: repeated inferencecache.v1.HashSchemeState hash_schemes = 5;
    */
   hashSchemes: HashSchemeState[];
+
+  /**
+   * The engines' KV-event streams the sidecar reads for (tenant, model), by source name.
+   *
+   * @generated from field: repeated inferencecache.v1.EngineStreamState engine_streams = 6;
+   */
+  engineStreams: EngineStreamState[];
 };
 
 /**
@@ -672,6 +695,97 @@ export type GetCacheStateResponse = Message<"inferencecache.v1.GetCacheStateResp
  */
 export const GetCacheStateResponseSchema: GenMessage<GetCacheStateResponse> = /*@__PURE__*/
   messageDesc(file_inferencecache_v1_cache_index, 14);
+
+/**
+ * EngineStreamState is one engine KV-event stream, as configured and as received.
+ *
+ * @generated from message inferencecache.v1.EngineStreamState
+ */
+export type EngineStreamState = Message<"inferencecache.v1.EngineStreamState"> & {
+  /**
+   * The source's name in the sources file.
+   *
+   * @generated from field: string source = 1;
+   */
+  source: string;
+
+  /**
+   * The engine's publisher endpoint.
+   *
+   * @generated from field: string endpoint = 2;
+   */
+  endpoint: string;
+
+  /**
+   * The connection's state.
+   *
+   * @generated from field: inferencecache.v1.StreamConnection connection = 3;
+   */
+  connection: StreamConnection;
+
+  /**
+   * Replica ids the stream's batches were indexed under (one per data-parallel rank seen).
+   *
+   * @generated from field: repeated string replica_ids = 4;
+   */
+  replicaIds: string[];
+
+  /**
+   * Seconds since the last batch arrived; unset before the first.
+   *
+   * @generated from field: optional double last_batch_age_seconds = 5;
+   */
+  lastBatchAgeSeconds?: number | undefined;
+
+  /**
+   * Batches applied.
+   *
+   * @generated from field: uint64 batches = 6;
+   */
+  batches: bigint;
+
+  /**
+   * Payloads that could not be decoded (counted and skipped).
+   *
+   * @generated from field: uint64 decode_errors = 7;
+   */
+  decodeErrors: bigint;
+
+  /**
+   * Times batches were found missing.
+   *
+   * @generated from field: uint64 gaps = 8;
+   */
+  gaps: bigint;
+
+  /**
+   * Gaps filled from the engine's replay endpoint.
+   *
+   * @generated from field: uint64 replays = 9;
+   */
+  replays: bigint;
+
+  /**
+   * Engine restarts detected (seq went backwards).
+   *
+   * @generated from field: uint64 restarts = 10;
+   */
+  restarts: bigint;
+
+  /**
+   * Times the replica was cleared (restart, gap that could not be filled, or removal).
+   *
+   * @generated from field: uint64 clears = 11;
+   */
+  clears: bigint;
+};
+
+/**
+ * Describes the message inferencecache.v1.EngineStreamState.
+ * Use `create(EngineStreamStateSchema)` to create a new message.
+ */
+export const EngineStreamStateSchema: GenMessage<EngineStreamState> = /*@__PURE__*/
+  messageDesc(file_inferencecache_v1_cache_index, 15);
 
 /**
  * DropReason says why part of a write was not applied.
@@ -711,6 +825,14 @@ export enum DropReason {
    * @generated from enum value: DROP_REASON_UNKNOWN_EVENT_TYPE = 4;
    */
   UNKNOWN_EVENT_TYPE = 4,
+
+  /**
+   * A copy of a block to another tier (an engine's offload event, which carries no tokens) named a
+   * block the index does not know under the scheme.
+   *
+   * @generated from enum value: DROP_REASON_UNKNOWN_BLOCK = 5;
+   */
+  UNKNOWN_BLOCK = 5,
 }
 
 /**
@@ -718,6 +840,55 @@ export enum DropReason {
  */
 export const DropReasonSchema: GenEnum<DropReason> = /*@__PURE__*/
   enumDesc(file_inferencecache_v1_cache_index, 0);
+
+/**
+ * StorageTier is where a replica keeps a block. Blocks further from the GPU cost more to bring back,
+ * so ranking weighs them less (by default GPU 1.0, CPU 0.8, DISK 0.5, OTHER 0.5).
+ *
+ * @generated from enum inferencecache.v1.StorageTier
+ */
+export enum StorageTier {
+  /**
+   * In a write: GPU for additions, every tier for evictions and clears.
+   *
+   * @generated from enum value: STORAGE_TIER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * GPU memory (HBM): what engines use directly.
+   *
+   * @generated from enum value: STORAGE_TIER_GPU = 1;
+   */
+  GPU = 1,
+
+  /**
+   * Host memory, after an offload.
+   *
+   * @generated from enum value: STORAGE_TIER_CPU = 2;
+   */
+  CPU = 2,
+
+  /**
+   * Local disk or SSD.
+   *
+   * @generated from enum value: STORAGE_TIER_DISK = 3;
+   */
+  DISK = 3,
+
+  /**
+   * Any other medium an engine names.
+   *
+   * @generated from enum value: STORAGE_TIER_OTHER = 4;
+   */
+  OTHER = 4,
+}
+
+/**
+ * Describes the enum inferencecache.v1.StorageTier.
+ */
+export const StorageTierSchema: GenEnum<StorageTier> = /*@__PURE__*/
+  enumDesc(file_inferencecache_v1_cache_index, 1);
 
 /**
  * CacheEventType is the kind of a cache event.
@@ -764,7 +935,7 @@ export enum CacheEventType {
  * Describes the enum inferencecache.v1.CacheEventType.
  */
 export const CacheEventTypeSchema: GenEnum<CacheEventType> = /*@__PURE__*/
-  enumDesc(file_inferencecache_v1_cache_index, 1);
+  enumDesc(file_inferencecache_v1_cache_index, 2);
 
 /**
  * ReasonCode explains a LookupRoute answer.
@@ -817,7 +988,46 @@ export enum ReasonCode {
  * Describes the enum inferencecache.v1.ReasonCode.
  */
 export const ReasonCodeSchema: GenEnum<ReasonCode> = /*@__PURE__*/
-  enumDesc(file_inferencecache_v1_cache_index, 2);
+  enumDesc(file_inferencecache_v1_cache_index, 3);
+
+/**
+ * StreamConnection is the state of the sidecar's connection to an engine's event stream.
+ *
+ * @generated from enum inferencecache.v1.StreamConnection
+ */
+export enum StreamConnection {
+  /**
+   * @generated from enum value: STREAM_CONNECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not connected yet since the stream was configured.
+   *
+   * @generated from enum value: STREAM_CONNECTION_CONNECTING = 1;
+   */
+  CONNECTING = 1,
+
+  /**
+   * Connected: events flow, and the replica's entries stay valid while it stays so.
+   *
+   * @generated from enum value: STREAM_CONNECTION_CONNECTED = 2;
+   */
+  CONNECTED = 2,
+
+  /**
+   * Lost; reconnecting with backoff. Entries age by the TTL once the liveness window has passed.
+   *
+   * @generated from enum value: STREAM_CONNECTION_DISCONNECTED = 3;
+   */
+  DISCONNECTED = 3,
+}
+
+/**
+ * Describes the enum inferencecache.v1.StreamConnection.
+ */
+export const StreamConnectionSchema: GenEnum<StreamConnection> = /*@__PURE__*/
+  enumDesc(file_inferencecache_v1_cache_index, 4);
 
 /**
  * CacheIndexService keeps a soft-state index of which replica holds which KV-cache prefix blocks and
