@@ -1,0 +1,189 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import type { CacheIndex } from "../../src/core/cache-index.js";
+import { createCacheIndex } from "../../src/core/create-cache-index.js";
+import type { IndexError } from "../../src/core/index-error.js";
+import type { ReplicaHint } from "../../src/core/types.js";
+import { createIndexKvEventSink, tierOfMedium } from "../../src/kv-events/index-kv-event-sink.js";
+import type { KvEventSink } from "../../src/kv-events/kv-event-sink.js";
+import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
+import type {
+  BlockRemovedEvent,
+  BlockStoredEvent,
+  KvEvent,
+  KvEventBatch,
+} from "../../src/kv-events/kv-event-types.js";
+import { chainOf, hashOf } from "../support/hashes.js";
+import { ManualClock } from "../support/manual-clock.js";
+
+const TTL = 60_000;
+const SOURCE: KvEventSource = {
+  name: "pod-7",
+  engine: "vllm",
+  endpoint: "tcp://127.0.0.1:5557",
+  replayEndpoint: undefined,
+  topic: "",
+  tenant: "acme",
+  model: "llama-3-8b",
+  hashScheme: "vllm-sha256_cbor-bs16",
+  blockSize: 16,
+  replicaId: "pod-7",
+  replicaIdTemplate: "{replica}/dp{rank}",
+};
+
+function stored(first: number, length: number, extra: Partial<BlockStoredEvent> = {}) {
+  const event: BlockStoredEvent = {
+    type: "BlockStored",
+    blockHashes: chainOf(first, length),
+    parentBlockHash: first === 1 ? undefined : hashOf(first - 1),
+    tokenCount: length * 16,
+    blockSize: 16,
+    loraId: undefined,
+    medium: "GPU",
+    loraName: undefined,
+    groupIdx: undefined,
+    kvCacheSpecKind: undefined,
+    ...extra,
+  };
+  return event;
+}
+
+function removed(first: number, length: number, medium = "GPU"): BlockRemovedEvent {
+  return { type: "BlockRemoved", blockHashes: chainOf(first, length), medium, groupIdx: undefined };
+}
+
+function batchOf(events: KvEvent[], dataParallelRank?: number): KvEventBatch {
+  return { ts: 1_700_000_000, events, dataParallelRank, skippedEvents: 0 };
+}
+
+describe("createIndexKvEventSink()", () => {
+  let clock: ManualClock;
+  let index: CacheIndex;
+  let sink: KvEventSink;
+  let rejected: IndexError[];
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    index = createCacheIndex({ clock, ttlMs: TTL });
+    rejected = [];
+    sink = createIndexKvEventSink({ index, onRejected: (_, error) => rejected.push(error) });
+  });
+
+  function hints(length = 4, model = SOURCE.model): ReplicaHint[] {
+    return index.lookup({
+      tenant: SOURCE.tenant,
+      model,
+      hashScheme: SOURCE.hashScheme,
+      prefixHashes: chainOf(1, length),
+      candidateReplicaIds: [],
+      maxHints: 8,
+    }).hints as ReplicaHint[];
+  }
+
+  it("indexes a stored chain from the root with tokens = position x block size", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4)]));
+    expect(hints()).toMatchObject([
+      { replicaId: "pod-7", matchedBlocks: 4, matchedTokens: 64, tier: "gpu" },
+    ]);
+    expect(hints(2)[0]?.matchedTokens).toBe(32);
+  });
+
+  it("continues the count from a known parent, and uses the source's block size when the event has none", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 2), stored(3, 2, { blockSize: 0 })]));
+    expect(hints()[0]).toMatchObject({ matchedBlocks: 4, matchedTokens: 64 });
+  });
+
+  it("still indexes blocks whose parent it never saw", () => {
+    sink.apply(SOURCE, batchOf([stored(3, 2)]));
+    const answer = index.lookup({
+      tenant: SOURCE.tenant,
+      model: SOURCE.model,
+      hashScheme: SOURCE.hashScheme,
+      prefixHashes: chainOf(3, 2),
+      candidateReplicaIds: [],
+      maxHints: 0,
+    });
+    expect(answer.hints[0]).toMatchObject({ matchedBlocks: 2, matchedTokens: 0 });
+  });
+
+  it("removes blocks and clears the replica", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4), removed(3, 2)]));
+    expect(hints()[0]?.matchedBlocks).toBe(2);
+    sink.apply(SOURCE, batchOf([{ type: "AllBlocksCleared", medium: undefined }]));
+    expect(hints()).toEqual([]);
+  });
+
+  it("keeps a block offloaded to cpu after the gpu drops it, at the cpu's weight", () => {
+    const offload = stored(1, 4, { medium: "CPU", tokenCount: 0 });
+    sink.apply(SOURCE, batchOf([stored(1, 4), offload, removed(1, 4, "GPU")]));
+    const hint = hints()[0];
+    expect(hint).toMatchObject({ matchedBlocks: 4, matchedTokens: 64, tier: "cpu" });
+    expect(hint?.score).toBeCloseTo(64 * 0.8);
+    sink.apply(SOURCE, batchOf([removed(1, 4, "CPU")]));
+    expect(hints()).toEqual([]);
+  });
+
+  it("adds an offload copy only for blocks it knows", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 2, { medium: "CPU", tokenCount: 0 })]));
+    expect(hints()).toEqual([]);
+  });
+
+  it("makes the data-parallel rank part of the replica id", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4)], 0));
+    sink.apply(SOURCE, batchOf([stored(1, 2)], 1));
+    expect(hints().map((h) => `${h.replicaId}:${h.matchedBlocks}`)).toEqual([
+      "pod-7/dp0:4",
+      "pod-7/dp1:2",
+    ]);
+    sink.apply(
+      { ...SOURCE, name: "other", replicaIdTemplate: "{replica}-r{rank}" },
+      batchOf([stored(1, 1)], 3),
+    );
+    expect(hints(1).map((h) => h.replicaId)).toContain("pod-7-r3");
+  });
+
+  it("scopes a LoRA adapter's blocks to the adapter: base-model lookups never match them", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "sql-adapter" })]));
+    expect(hints()).toEqual([]);
+    expect(hints(4, "sql-adapter")[0]?.matchedBlocks).toBe(4);
+    sink.apply(SOURCE, batchOf([removed(4, 1)]));
+    expect(hints(4, "sql-adapter")[0]?.matchedBlocks).toBe(3);
+    sink.apply(SOURCE, batchOf([{ type: "AllBlocksCleared", medium: undefined }]));
+    expect(hints(4, "sql-adapter")).toEqual([]);
+  });
+
+  it("clears one rank, or every rank the source published", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4)], 0));
+    sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "sql-adapter" })], 1));
+    sink.clear(SOURCE, 0, "restart");
+    expect(hints()).toEqual([]);
+    expect(hints(4, "sql-adapter")).toHaveLength(1);
+    sink.clear(SOURCE, undefined, "gap");
+    expect(hints(4, "sql-adapter")).toEqual([]);
+  });
+
+  it("keeps a live source's entries past the ttl, under every model it stored for", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4), stored(1, 4, { loraName: "sql-adapter" })]));
+    sink.keepAlive(SOURCE, clock.now() + 2 * TTL);
+    clock.advance(TTL + 1);
+    expect(hints()).toHaveLength(1);
+    expect(hints(4, "sql-adapter")).toHaveLength(1);
+    clock.advance(TTL);
+    expect(hints()).toEqual([]);
+  });
+
+  it("reports a batch the index rejects and applies the rest of the events", () => {
+    const tooLong = "x".repeat(300);
+    sink.apply(SOURCE, batchOf([stored(1, 2, { loraName: tooLong }), stored(1, 4)]));
+    expect(rejected.map((e) => e.field)).toEqual(["model"]);
+    expect(hints()[0]?.matchedBlocks).toBe(4);
+  });
+
+  it.each([
+    ["GPU", "gpu"],
+    ["cpu", "cpu"],
+    ["DISK", "disk"],
+    ["LMCACHE", "other"],
+  ] as const)("reads medium %s as the %s tier", (medium, tier) => {
+    expect(tierOfMedium(medium)).toBe(tier);
+  });
+});
