@@ -198,6 +198,8 @@ class CompactCacheIndex implements CacheIndex {
   /** Holders seen by the last cold membership walk, for promotion. */
   #walked = 0;
   readonly #fingerprint = new Uint32Array(2);
+  /** #warm's scratch: the fingerprints of a batch, high and low halves interleaved. */
+  #warmKeys = new Uint32Array(128);
 
   constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
     this.#options = options;
@@ -573,6 +575,8 @@ class CompactCacheIndex implements CacheIndex {
     const blocks = this.#blocks;
     const fingerprint = this.#fingerprint;
     let accepted = 0;
+    const scheme = replica.scope.schemes.get(schemeName);
+    if (scheme !== undefined) this.#warm(scheme.id, prefixes);
     // Created with the first accepted prefix, so that a write of bad hashes creates nothing.
     let group: HolderGroup | undefined;
     // Deepest first, so that among entries confirmed at the same instant the cap evicts a chain's
@@ -661,6 +665,7 @@ class CompactCacheIndex implements CacheIndex {
         ? [...replica.groups.values()]
         : [replica.groups.get(schemeName)].filter((g) => g !== undefined);
     let removed = 0;
+    if (groups.length === 1) this.#warm((groups[0] as HolderGroup).scheme.id, prefixes);
     for (const prefix of prefixes) {
       const problem = prefixHashProblem(prefix.prefixHash);
       if (problem !== undefined) {
@@ -754,6 +759,26 @@ class CompactCacheIndex implements CacheIndex {
     });
     const tier = event.tier === undefined ? GPU : tierBit(event.tier);
     return this.#add(replica, schemeName, prefixes, tick, dropped, evicted, tier);
+  }
+
+  /**
+   * Warms the block table for a batch of prefixes (see BlockStore.warm): about 15% more block
+   * writes per second at a million blocks (bench/write-bench.ts). Short batches gain nothing.
+   */
+  #warm(schemeId: number, prefixes: readonly PrefixEntry[]): void {
+    const count = prefixes.length;
+    if (count < 4) return;
+    if (this.#warmKeys.length < 2 * count) this.#warmKeys = new Uint32Array(4 * count);
+    const keys = this.#warmKeys;
+    const fingerprint = this.#fingerprint;
+    for (let i = 0; i < count; i++) {
+      const hash = (prefixes[i] as PrefixEntry).prefixHash;
+      if (hash.length === 0 || hash.length > 64) continue;
+      prefixFingerprint(hash, fingerprint);
+      keys[2 * i] = fingerprint[0] as number;
+      keys[2 * i + 1] = fingerprint[1] as number;
+    }
+    this.#blocks.warm(schemeId, keys, count);
   }
 
   /** Sets a holder's confirmation tick and tiers. */
