@@ -21,12 +21,13 @@ build: dist/.built
 run: build
 	node dist/src/main.js $(ARGS)
 
-## system-deps: Debian packages the tests use as independent peers (python3-grpcio)
+## system-deps: Debian packages the tests use as independent peers (python3-grpcio, python3-zmq, python3-msgpack)
+PYTHON_PEERS := python3-grpcio python3-zmq python3-msgpack
 system-deps:
-	@if ! /usr/bin/python3 -c 'import grpc' 2>/dev/null; then \
+	@if ! /usr/bin/python3 -c 'import grpc, zmq, msgpack' 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-grpcio; \
-	  else echo "the tests need Debian's python3-grpcio: sudo apt-get install -y python3-grpcio" >&2; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PYTHON_PEERS); \
+	  else echo "the tests need Debian's $(PYTHON_PEERS): sudo apt-get install -y $(PYTHON_PEERS)" >&2; exit 1; fi; \
 	fi
 
 ## test: lint, then every test; writes .test-results/vitest.json for CI's summary line
@@ -39,6 +40,7 @@ test: lint system-deps  # test/global-setup.ts compiles dist/ for the end-to-end
 lint: $(DEPS) check-generated
 	$(BIN)/biome check .
 	$(BIN)/tsc -p src/core/tsconfig.json
+	$(BIN)/tsc -p src/kv-events/tsconfig.json
 	$(BIN)/tsc -p test/tsconfig.json
 	$(BIN)/buf lint
 	@if git rev-parse --verify -q main >/dev/null; then \

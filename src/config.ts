@@ -1,13 +1,17 @@
 import {
   type Address,
   address,
+  filePath,
   integerAtLeast,
   LOG_LEVELS,
   type LogLevel,
   logLevel,
   positiveInteger,
+  positiveSecondsUpTo,
   seconds,
   secondsUpTo,
+  type TierWeights,
+  tierWeights,
   type ValueKind,
 } from "./config/value-kinds.js";
 import { MAX_BLOCKS } from "./core/block-store.js";
@@ -15,12 +19,20 @@ import {
   DEFAULT_MAX_CHAIN_LENGTH,
   DEFAULT_MAX_ENTRIES,
   DEFAULT_MAX_HINTS,
+  DEFAULT_TIER_WEIGHTS,
   DEFAULT_TTL_MS,
 } from "./core/cache-index-options.js";
+import { DEFAULT_LIVENESS_WINDOW_MS } from "./kv-stream/kv-event-stream.js";
 import { DEFAULT_SWEEP_INTERVAL_MS } from "./sweeper.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./transport/public-error.js";
 
-export { type Address, formatAddress, LOG_LEVELS, type LogLevel } from "./config/value-kinds.js";
+export {
+  type Address,
+  formatAddress,
+  LOG_LEVELS,
+  type LogLevel,
+  type TierWeights,
+} from "./config/value-kinds.js";
 
 /** The sidecar's settings, fully resolved: every field has a value. */
 export interface Config {
@@ -52,6 +64,19 @@ export interface Config {
   readonly shutdownGraceSeconds: number;
   /** The minimum level logged. @default "info" */
   readonly logLevel: LogLevel;
+  /**
+   * The engines' KV-event sources file (JSON, see `parseKvEventSources`), re-read on SIGHUP;
+   * undefined reads no engine streams. @default undefined
+   */
+  readonly kvEventsConfig: string | undefined;
+  /**
+   * How long an engine stream's replicas stay valid past the stream's last sign of life (a batch
+   * in order, or a keep-alive while connected); past it their entries age by the TTL. Above 0, at
+   * most 86400. @default 30
+   */
+  readonly livenessWindowSeconds: number;
+  /** How much a match counts per storage tier in ranking, each in (0, 1]. @default gpu=1,cpu=0.8,disk=0.5,other=0.5 */
+  readonly tierWeights: TierWeights;
 }
 
 /** The value of every setting that neither a flag nor an environment variable sets. */
@@ -67,6 +92,9 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   shutdownDelaySeconds: 1,
   shutdownGraceSeconds: 10,
   logLevel: "info",
+  kvEventsConfig: undefined,
+  livenessWindowSeconds: DEFAULT_LIVENESS_WINDOW_MS / 1000,
+  tierWeights: DEFAULT_TIER_WEIGHTS,
 });
 
 /** How one setting is spelled on the command line and in the environment, and how its value reads. */
@@ -174,6 +202,30 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     placeholder: "<level>",
     description: `The minimum level logged: ${LOG_LEVELS.join(", ")}.`,
     kind: logLevel,
+  },
+  kvEventsConfig: {
+    flag: "--kv-events-config",
+    env: "INFERENCECACHE_KV_EVENTS_CONFIG",
+    placeholder: "<file>",
+    description:
+      "A JSON file of engines whose KV-event streams to read (ZMQ); re-read on SIGHUP. None: read no engine.",
+    kind: filePath,
+  },
+  livenessWindowSeconds: {
+    flag: "--liveness-window-seconds",
+    env: "INFERENCECACHE_LIVENESS_WINDOW_SECONDS",
+    placeholder: "<seconds>",
+    description:
+      "How long an engine stream's entries stay valid after it goes silent or disconnects, before the TTL applies.",
+    kind: positiveSecondsUpTo(86400),
+  },
+  tierWeights: {
+    flag: "--tier-weights",
+    env: "INFERENCECACHE_TIER_WEIGHTS",
+    placeholder: "<tier=weight,...>",
+    description:
+      "How much a match counts per storage tier (gpu, cpu, disk, other), each in (0, 1]; tiers left out keep their default.",
+    kind: tierWeights,
   },
 };
 

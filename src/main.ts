@@ -7,9 +7,14 @@ import { type Config, formatAddress, parseConfig } from "./config.js";
 import { resolveCacheIndexOptions } from "./core/cache-index-options.js";
 import type { Clock } from "./core/clock.js";
 import { createCacheIndex } from "./core/create-cache-index.js";
+import { createIndexKvEventSink } from "./kv-events/index-kv-event-sink.js";
+import { createKvEventSourcesReloader } from "./kv-stream/kv-event-sources-reloader.js";
+import { createKvEventSubscriptions } from "./kv-stream/kv-event-subscriptions.js";
+import { createZmqKvEventStream } from "./kv-stream/zmq-kv-event-stream.js";
 import { createLogger } from "./logger.js";
 import { createIndexMetrics } from "./metrics/index-metrics.js";
 import { createInstrumentedIndex } from "./metrics/instrumented-index.js";
+import { registerKvEventMetrics } from "./metrics/kv-event-metrics.js";
 import { createCacheIndexService } from "./service/cache-index-service.js";
 import { createSweeper } from "./sweeper.js";
 import { createGrpcServer } from "./transport/grpc-server.js";
@@ -41,11 +46,44 @@ async function main(): Promise<void> {
     maxEntries: config.maxEntries,
     maxChainLength: config.maxChainLength,
     defaultMaxHints: config.defaultMaxHints,
+    tierWeights: config.tierWeights,
   });
   for (const warning of indexOptions.warnings) logger.warn(warning);
   const rawIndex = createCacheIndex(indexOptions.options);
   const metrics = createIndexMetrics({ index: rawIndex });
   const index = createInstrumentedIndex(rawIndex, metrics);
+
+  // The engines' KV-event streams feed the instrumented index, so their writes are counted like
+  // an adapter's. Streams start with the first reload, before the servers listen.
+  const kvEventSink = createIndexKvEventSink({
+    index,
+    onRejected: (source, error) =>
+      logger.warn({ source: source.name, err: error }, "the index rejected a KV-event batch"),
+  });
+  const livenessWindowMs = config.livenessWindowSeconds * 1000;
+  const subscriptions = createKvEventSubscriptions({
+    sink: kvEventSink,
+    createStream: (source) =>
+      createZmqKvEventStream({ source, sink: kvEventSink, clock, livenessWindowMs, logger }),
+  });
+  registerKvEventMetrics({ registry: metrics.registry, states: () => subscriptions.states() });
+  const sourcesFile = config.kvEventsConfig;
+  const reloader =
+    sourcesFile === undefined
+      ? undefined
+      : createKvEventSourcesReloader({ path: sourcesFile, subscriptions, logger });
+  if (reloader !== undefined) {
+    // A bad file at start-up is a bad setting: exit 2 before binding anything. Later, a bad file
+    // only logs, and the streams running keep running.
+    const loaded = await reloader.reload("start");
+    if (loaded.error !== undefined) {
+      process.stderr.write(`inference-cache-index: --kv-events-config: ${loaded.error}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    reloader.watch();
+    process.on("SIGHUP", () => void reloader.reload("SIGHUP"));
+  }
 
   // Widened on purpose: signal handlers change it while start-up awaits.
   let phase = "starting" as Phase;
@@ -64,6 +102,7 @@ async function main(): Promise<void> {
     isReady: () => phase !== "starting",
     onNotReady: (model) => metrics.recordLookup(model, "NOT_READY", false),
     onLookupFailure: (error) => onUnexpectedError(error, "LookupRoute"),
+    engineStreams: () => subscriptions.states(),
   });
   const grpcServer = createGrpcServer({
     service: CacheIndexService,
@@ -83,7 +122,19 @@ async function main(): Promise<void> {
       contentType: metrics.registry.contentType,
       body: await metrics.registry.metrics(),
     }),
-    readiness: () => ({ ready: phase === "serving", detail: { phase, index: "in-memory" } }),
+    // Ready does not wait for engines: an unreachable engine costs hints, never lookups.
+    readiness: () => ({
+      ready: phase === "serving",
+      detail: {
+        phase,
+        index: "in-memory",
+        kvEventStreams: subscriptions.states().map((state) => ({
+          source: state.source.name,
+          endpoint: state.source.endpoint,
+          connection: state.connection,
+        })),
+      },
+    }),
     onUnexpectedError,
   });
 
@@ -102,6 +153,8 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, delayMs));
     await starting; // closing a listener that is still binding would leave it open
     await Promise.all([grpcServer.shutdown(graceMs), httpServer.shutdown(graceMs)]);
+    reloader?.close();
+    await subscriptions.close();
     sweeper.stop();
     logger.info("stopped");
     // Nothing is left to finish; exit now rather than wait on any handle a library left open.

@@ -67,6 +67,27 @@ const SETTINGS = [
     0,
   ],
   ["logLevel", "--log-level", "INFERENCECACHE_LOG_LEVEL", "debug", "debug"],
+  [
+    "kvEventsConfig",
+    "--kv-events-config",
+    "INFERENCECACHE_KV_EVENTS_CONFIG",
+    "/etc/inference-cache/engines.json",
+    "/etc/inference-cache/engines.json",
+  ],
+  [
+    "livenessWindowSeconds",
+    "--liveness-window-seconds",
+    "INFERENCECACHE_LIVENESS_WINDOW_SECONDS",
+    "12.5",
+    12.5,
+  ],
+  [
+    "tierWeights",
+    "--tier-weights",
+    "INFERENCECACHE_TIER_WEIGHTS",
+    "gpu=1,cpu=0.9,disk=0.25,other=0.1",
+    { gpu: 1, cpu: 0.9, disk: 0.25, other: 0.1 },
+  ],
 ] as const satisfies readonly (readonly [keyof Config, string, string, string, unknown])[];
 
 describe("parseConfig()", () => {
@@ -84,6 +105,9 @@ describe("parseConfig()", () => {
       shutdownDelaySeconds: 1,
       shutdownGraceSeconds: 10,
       logLevel: "info",
+      kvEventsConfig: undefined,
+      livenessWindowSeconds: 30,
+      tierWeights: { gpu: 1, cpu: 0.8, disk: 0.5, other: 0.5 },
     });
     expect(configOf(result)).toEqual(DEFAULT_CONFIG);
     expect(warningsOf(result)).toEqual([]);
@@ -314,8 +338,48 @@ describe("parseConfig()", () => {
       { INFERENCECACHE_LOG_LEVEL: "INFO" },
       'invalid value for INFERENCECACHE_LOG_LEVEL: "INFO" (expected one of fatal, error, warn, info, debug, trace, silent)',
     ],
+    [
+      "a zero liveness window",
+      ["--liveness-window-seconds", "0"],
+      {},
+      'invalid value for --liveness-window-seconds: "0" (expected a number of seconds above 0 and at most 86400)',
+    ],
+    [
+      "a liveness window over a day",
+      [],
+      { INFERENCECACHE_LIVENESS_WINDOW_SECONDS: "86401" },
+      'invalid value for INFERENCECACHE_LIVENESS_WINDOW_SECONDS: "86401" (expected a number of seconds above 0 and at most 86400)',
+    ],
+    ...(
+      [
+        ["a tier weight above 1", "gpu=1.5"],
+        ["a zero tier weight", "disk=0"],
+        ["a negative tier weight", "cpu=-0.5"],
+        ["an unknown tier", "hbm=1"],
+        ["an upper-case tier", "GPU=1"],
+        ["a tier given twice", "cpu=0.5,cpu=0.6"],
+        ["a tier without a weight", "cpu"],
+        ["a weight that is not a number", "cpu=high"],
+        ["a trailing comma", "cpu=0.5,"],
+        ["two equals signs", "cpu=0.5=0.6"],
+      ] as const
+    ).map(([name, raw]): [string, string[], Env, string] => [
+      name,
+      ["--tier-weights", raw],
+      {},
+      `invalid value for --tier-weights: ${JSON.stringify(raw)} (expected comma-separated tier=weight pairs, tiers gpu, cpu, disk, other, weights in (0, 1], e.g. gpu=1,cpu=0.8)`,
+    ]),
   ])("rejects %s", (_name, argv, env, error) => {
     expect(parseConfig(argv, env)).toEqual({ error });
+  });
+
+  it("keeps the default weight of every tier --tier-weights leaves out", () => {
+    expect(configOf(parseConfig(["--tier-weights", " cpu = 0.9 "], {})).tierWeights).toEqual({
+      gpu: 1,
+      cpu: 0.9,
+      disk: 0.5,
+      other: 0.5,
+    });
   });
 
   it.each<[string, string]>([
@@ -397,5 +461,10 @@ describe("parseConfig()", () => {
 });
 
 function formatValue(value: Config[keyof Config]): string {
-  return typeof value === "object" ? formatAddress(value) : String(value);
+  if (value === undefined) return "none";
+  if (typeof value !== "object") return String(value);
+  if ("host" in value) return formatAddress(value);
+  return Object.entries(value)
+    .map(([tier, weight]) => `${tier}=${weight}`)
+    .join(",");
 }

@@ -1,3 +1,6 @@
+import { DEFAULT_TIER_WEIGHTS } from "../core/cache-index-options.js";
+import { STORAGE_TIERS, type StorageTier } from "../core/types.js";
+
 /**
  * The kinds of value a setting can take: how each reads from a raw string (a flag or environment
  * variable) and how it prints in the usage text.
@@ -100,4 +103,58 @@ export const logLevel: ValueKind<LogLevel> = {
     return LOG_LEVELS.find((level) => level === raw);
   },
   format: String,
+};
+
+/**
+ * A number of seconds above 0 and at most `max`, for durations that cannot be zero (a timer's
+ * period is derived from them).
+ */
+export function positiveSecondsUpTo(max: number): ValueKind<number> {
+  return {
+    expected: `a number of seconds above 0 and at most ${max}`,
+    parse(raw) {
+      const value = parseDecimal(raw);
+      return value !== undefined && value > 0 && value <= max ? value : undefined;
+    },
+    format: String,
+  };
+}
+
+/** A path to a file, read later by whoever uses it; unset (`undefined`) by default. */
+export const filePath: ValueKind<string | undefined> = {
+  expected: "a file path",
+  parse(raw) {
+    return raw === "" ? undefined : raw;
+  },
+  format(value) {
+    return value ?? "none";
+  },
+};
+
+/** How much a match counts per storage tier, each in (0, 1]. */
+export type TierWeights = Readonly<Record<StorageTier, number>>;
+
+/**
+ * Comma-separated `tier=weight` pairs over {@link DEFAULT_TIER_WEIGHTS}: `cpu=0.9` changes only the
+ * CPU tier. Tiers are `gpu`, `cpu`, `disk` and `other`, each at most once; weights in (0, 1].
+ */
+export const tierWeights: ValueKind<TierWeights> = {
+  expected: `comma-separated tier=weight pairs, tiers ${STORAGE_TIERS.join(", ")}, weights in (0, 1], e.g. gpu=1,cpu=0.8`,
+  parse(raw) {
+    const weights: Record<StorageTier, number> = { ...DEFAULT_TIER_WEIGHTS };
+    const seen = new Set<string>();
+    for (const pair of raw.split(",")) {
+      const [tier, value, ...rest] = pair.split("=");
+      const known = STORAGE_TIERS.find((candidate) => candidate === tier?.trim());
+      const weight = parseDecimal(value?.trim() ?? "");
+      if (known === undefined || seen.has(known) || rest.length > 0) return undefined;
+      if (weight === undefined || weight <= 0 || weight > 1) return undefined;
+      seen.add(known);
+      weights[known] = weight;
+    }
+    return weights;
+  },
+  format(value) {
+    return STORAGE_TIERS.map((tier) => `${tier}=${value[tier]}`).join(",");
+  },
 };

@@ -2,16 +2,20 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type CacheIndexService,
+  type EngineStreamState,
+  EngineStreamStateSchema,
   GetCacheStateResponseSchema,
   HashSchemeStateSchema,
   PublishEventResponseSchema,
   ReasonCode,
   ReplicaStateSchema,
   ReportCacheStateResponseSchema,
+  StreamConnection,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { CacheIndex } from "../core/cache-index.js";
 import type { Clock } from "../core/clock.js";
 import type { RouteAnswer } from "../core/types.js";
+import type { KvEventStreamState } from "../kv-stream/kv-event-stream.js";
 import type { UnaryServiceImpl } from "../transport/unary-service.js";
 import {
   batchFromProto,
@@ -47,6 +51,12 @@ export interface CacheIndexServiceOptions {
    * answered NO_HINT rather than with an error the gateway would have to handle.
    */
   onLookupFailure?: (error: unknown) => void;
+  /**
+   * The engines' KV-event streams the sidecar reads, for GetCacheState: those whose source names
+   * the request's tenant and model are reported.
+   * @default () => []
+   */
+  engineStreams?: () => readonly KvEventStreamState[];
 }
 
 /**
@@ -140,10 +150,41 @@ export function createCacheIndexService(
               entries: BigInt(scheme.entries),
             }),
           ),
+          engineStreams: (options.engineStreams?.() ?? [])
+            .filter((s) => s.source.tenant === request.tenant && s.source.model === request.model)
+            .map(engineStreamToProto),
         });
       } catch (error) {
         return toStatusError(error);
       }
     },
   };
+}
+
+const CONNECTION_TO_PROTO = {
+  connecting: StreamConnection.CONNECTING,
+  connected: StreamConnection.CONNECTED,
+  disconnected: StreamConnection.DISCONNECTED,
+} as const;
+
+/** A stream's state as the contract reports it: counters summed over its data-parallel ranks. */
+function engineStreamToProto(state: KvEventStreamState): EngineStreamState {
+  const sum = (count: (r: KvEventStreamState["replicas"][number]) => number) =>
+    BigInt(state.replicas.reduce((total, replica) => total + count(replica), 0));
+  const ages = state.replicas
+    .map((replica) => replica.lastBatchAgeSeconds)
+    .filter((age) => age !== undefined);
+  return create(EngineStreamStateSchema, {
+    source: state.source.name,
+    endpoint: state.source.endpoint,
+    connection: CONNECTION_TO_PROTO[state.connection],
+    replicaIds: state.replicas.map((replica) => replica.replicaId),
+    lastBatchAgeSeconds: ages.length === 0 ? undefined : Math.min(...ages),
+    batches: sum((r) => r.batches),
+    decodeErrors: BigInt(state.decodeErrors + state.framingErrors),
+    gaps: sum((r) => r.gaps),
+    replays: sum((r) => r.replays),
+    restarts: sum((r) => r.restarts),
+    clears: sum((r) => r.clears.gap + r.clears.restart),
+  });
 }

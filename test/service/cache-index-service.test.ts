@@ -13,6 +13,7 @@ import {
   DropReason,
   LookupRouteRequestSchema,
   ReasonCode,
+  StreamConnection,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { CacheIndex } from "../../src/core/cache-index.js";
 import { createCacheIndex } from "../../src/core/create-cache-index.js";
@@ -316,6 +317,75 @@ describe("createCacheIndexService()", () => {
     const error = await statusOf(client.getCacheState({ model: "m" }));
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.rawMessage).toBe("tenant is required");
+  });
+
+  it("reports the engine streams feeding the (tenant, model), summed over their ranks", async () => {
+    const source = {
+      name: "pod-7",
+      engine: "vllm" as const,
+      endpoint: "tcp://10.0.0.7:5557",
+      replayEndpoint: undefined,
+      topic: "",
+      tenant: scope.tenant,
+      model: scope.model,
+      hashScheme: scope.hashScheme,
+      blockSize: 16,
+      replicaId: "pod-7",
+      replicaIdTemplate: "{replica}/dp{rank}",
+    };
+    const rank = (r: number, lastBatchAgeSeconds: number | undefined) => ({
+      rank: r,
+      replicaId: `pod-7/dp${r}`,
+      lastSeq: 9,
+      lastBatchAgeSeconds,
+      batches: 10,
+      events: { BlockStored: 8, BlockRemoved: 2, AllBlocksCleared: 0, unknown: 0 },
+      gaps: 1,
+      replays: 1,
+      replayFailures: 0,
+      restarts: r,
+      clears: { gap: 0, restart: r },
+    });
+    const streams = [
+      {
+        source,
+        connection: "connected" as const,
+        framingErrors: 1,
+        decodeErrors: 2,
+        replicas: [rank(0, 3.5), rank(1, 0.5)],
+      },
+      {
+        source: { ...source, name: "other-model", model: "other" },
+        connection: "connecting" as const,
+        framingErrors: 0,
+        decodeErrors: 0,
+        replicas: [],
+      },
+    ];
+    const withStreams = createClient(
+      CacheIndexService,
+      createRouterTransport((router) =>
+        router.service(
+          CacheIndexService,
+          createCacheIndexService({ index, clock, engineStreams: () => streams }),
+        ),
+      ),
+    );
+    const state = await withStreams.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.engineStreams).toHaveLength(1);
+    expect(state.engineStreams[0]).toMatchObject({
+      source: "pod-7",
+      endpoint: "tcp://10.0.0.7:5557",
+      connection: StreamConnection.CONNECTED,
+      replicaIds: ["pod-7/dp0", "pod-7/dp1"],
+      lastBatchAgeSeconds: 0.5,
+      batches: 20n,
+      decodeErrors: 3n,
+      gaps: 2n,
+      replays: 2n,
+      restarts: 1n,
+      clears: 1n,
+    });
   });
 
   it("serves Connect JSON, hashes as base64", async () => {

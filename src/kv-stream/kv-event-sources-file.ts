@@ -1,0 +1,209 @@
+import { readFile } from "node:fs/promises";
+import type { KvEventSource } from "../kv-events/kv-event-source.js";
+
+/** What {@link parseKvEventSources} and {@link readKvEventSourcesFile} give. */
+export type KvEventSourcesResult =
+  | { readonly sources: readonly KvEventSource[]; readonly error?: undefined }
+  | { readonly error: string; readonly sources?: undefined };
+
+/** Tokens per block when a source does not say: vLLM's default block size. */
+export const DEFAULT_KV_EVENT_BLOCK_SIZE = 16;
+
+/** How a data-parallel rank joins the replica id when a source does not say. */
+export const DEFAULT_REPLICA_ID_TEMPLATE = "{replica}/dp{rank}";
+
+/** Every field a source may have, in the order errors are reported. */
+const FIELDS = [
+  "name",
+  "engine",
+  "endpoint",
+  "replayEndpoint",
+  "topic",
+  "tenant",
+  "model",
+  "hashScheme",
+  "blockSize",
+  "replicaId",
+  "replicaIdTemplate",
+] as const;
+const KNOWN_FIELDS = new Set<string>(FIELDS);
+const ENGINES = ["vllm", "sglang"] as const;
+
+// tcp://host:port with a host the sidecar can connect to (no `*`), IPv6 in brackets; or ipc://path.
+const TCP_ENDPOINT = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[^\s[\]:/*]+):([0-9]{1,5})$/;
+const IPC_ENDPOINT = /^ipc:\/\/(\S+)$/;
+
+/**
+ * Reads a sources file (JSON, see {@link parseKvEventSources}). An unreadable file is an error
+ * value naming the path and the cause, like a malformed one; it never throws.
+ */
+export async function readKvEventSourcesFile(path: string): Promise<KvEventSourcesResult> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    return { error: `cannot read ${path}: ${typeof code === "string" ? code : String(error)}` };
+  }
+  const parsed = parseKvEventSources(text);
+  return parsed.error === undefined ? parsed : { error: `${path}: ${parsed.error}` };
+}
+
+/**
+ * Parses the engines' KV-event sources: JSON `{"sources": [{...}, ...]}`, each source an object
+ * with the fields of {@link KvEventSource} (camelCase). Pure; never throws.
+ *
+ * - Required: `endpoint` (`tcp://host:port` or `ipc://path`; the sidecar connects, so no `*`),
+ *   `tenant`, `model`, `hashScheme` (non-empty strings).
+ * - Defaults: `engine` "vllm" ("vllm" or "sglang"); `topic` "" (every message); `replayEndpoint`
+ *   none (gaps then clear the replica); `blockSize` {@link DEFAULT_KV_EVENT_BLOCK_SIZE} (a positive
+ *   integer, used when an event does not carry one); `replicaId` the endpoint's `host:port` (the
+ *   path for `ipc://`); `replicaIdTemplate` {@link DEFAULT_REPLICA_ID_TEMPLATE}, which must contain
+ *   `{rank}`; `name` the replica id.
+ * - Names must be unique. An unknown field is an error (a misspelt `replay_endpoint` must not
+ *   silently mean "no replay").
+ *
+ * Errors name the field as a path into the file: `sources[2].endpoint is required`.
+ */
+export function parseKvEventSources(text: string): KvEventSourcesResult {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    return { error: `not valid JSON: ${(error as Error).message}` };
+  }
+  if (!isObject(document)) return { error: 'expected an object {"sources": [...]}' };
+  for (const key of Object.keys(document)) {
+    if (key !== "sources") return { error: `unknown field ${key} (expected only "sources")` };
+  }
+  const list = document.sources;
+  if (!Array.isArray(list)) return { error: "sources must be an array" };
+
+  const sources: KvEventSource[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < list.length; i++) {
+    const parsed = parseSource(list[i], `sources[${i}]`);
+    if ("error" in parsed) return parsed;
+    if (names.has(parsed.source.name)) {
+      return { error: `sources[${i}].name ${JSON.stringify(parsed.source.name)} is not unique` };
+    }
+    names.add(parsed.source.name);
+    sources.push(parsed.source);
+  }
+  return { sources };
+}
+
+function parseSource(
+  raw: unknown,
+  at: string,
+): { readonly source: KvEventSource } | { readonly error: string } {
+  if (!isObject(raw)) return { error: `${at} must be an object` };
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_FIELDS.has(key)) {
+      return { error: `${at}.${key} is not a known field (known: ${FIELDS.join(", ")})` };
+    }
+  }
+  const fields = new SourceFields(raw, at);
+  const endpoint = fields.endpoint("endpoint", true);
+  const replayEndpoint = fields.endpoint("replayEndpoint", false);
+  const engine = fields.string("engine", false, "vllm");
+  const topic = fields.string("topic", false, "", true);
+  const tenant = fields.string("tenant", true);
+  const model = fields.string("model", true);
+  const hashScheme = fields.string("hashScheme", true);
+  const blockSize = fields.blockSize();
+  const replicaId = fields.string("replicaId", false, endpoint && replicaIdOf(endpoint));
+  const replicaIdTemplate = fields.string("replicaIdTemplate", false, DEFAULT_REPLICA_ID_TEMPLATE);
+  const name = fields.string("name", false, replicaId);
+  if (fields.error !== undefined) return { error: fields.error };
+  if (!ENGINES.some((known) => known === engine)) {
+    return { error: `${at}.engine must be one of ${ENGINES.join(", ")}, got ${String(engine)}` };
+  }
+  if (!replicaIdTemplate?.includes("{rank}")) {
+    return { error: `${at}.replicaIdTemplate must contain {rank}` };
+  }
+  return {
+    source: {
+      name: name as string,
+      engine: engine as KvEventSource["engine"],
+      endpoint: endpoint as string,
+      replayEndpoint,
+      topic: topic as string,
+      tenant: tenant as string,
+      model: model as string,
+      hashScheme: hashScheme as string,
+      blockSize,
+      replicaId: replicaId as string,
+      replicaIdTemplate,
+    },
+  };
+}
+
+/** Reads one source's fields, keeping the first error found. */
+class SourceFields {
+  readonly #raw: Readonly<Record<string, unknown>>;
+  readonly #at: string;
+  #error: string | undefined;
+
+  constructor(raw: Readonly<Record<string, unknown>>, at: string) {
+    this.#raw = raw;
+    this.#at = at;
+  }
+
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  string(
+    key: string,
+    required: boolean,
+    fallback?: string,
+    allowEmpty = false,
+  ): string | undefined {
+    const value = this.#raw[key];
+    if (value === undefined || value === null) {
+      if (required) this.#fail(`${key} is required`);
+      return fallback;
+    }
+    if (typeof value !== "string") return this.#fail(`${key} must be a string`);
+    if (value === "" && !allowEmpty) return this.#fail(`${key} must not be empty`);
+    return value;
+  }
+
+  endpoint(key: string, required: boolean): string | undefined {
+    const value = this.string(key, required);
+    if (value === undefined) return undefined;
+    const tcp = TCP_ENDPOINT.exec(value);
+    if (tcp !== null) {
+      const port = Number(tcp[2]);
+      if (port >= 1 && port <= 65535) return value;
+    } else if (IPC_ENDPOINT.test(value)) {
+      return value;
+    }
+    return this.#fail(
+      `${key} must be tcp://host:port (a host to connect to, not *) or ipc://path, got ${JSON.stringify(value)}`,
+    );
+  }
+
+  blockSize(): number {
+    const value = this.#raw.blockSize;
+    if (value === undefined || value === null) return DEFAULT_KV_EVENT_BLOCK_SIZE;
+    if (typeof value === "number" && Number.isSafeInteger(value) && value > 0) return value;
+    this.#fail(`blockSize must be a positive integer, got ${JSON.stringify(value)}`);
+    return DEFAULT_KV_EVENT_BLOCK_SIZE;
+  }
+
+  #fail(message: string): undefined {
+    this.#error ??= `${this.#at}.${message}`;
+    return undefined;
+  }
+}
+
+/** The replica id an endpoint stands for: `host:port` for tcp, the path for ipc. */
+function replicaIdOf(endpoint: string): string {
+  return endpoint.replace(/^(tcp|ipc):\/\//, "");
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,489 @@
+import { Dealer, Subscriber } from "zeromq";
+import type { Clock } from "../core/clock.js";
+import { decodeKvEventBatch } from "../kv-events/kv-event-decoder.js";
+import type { ClearReason, KvEventSink } from "../kv-events/kv-event-sink.js";
+import { type KvEventSource, replicaIdFor } from "../kv-events/kv-event-source.js";
+import type { KvEventBatch } from "../kv-events/kv-event-types.js";
+import { encodeSeq, REPLAY_END_SEQ, readLiveFrames, readReplayFrames } from "./kv-event-frames.js";
+import {
+  DEFAULT_LIVENESS_WINDOW_MS,
+  type KvEventConnection,
+  type KvEventReplicaState,
+  type KvEventStream,
+  type KvEventStreamLogger,
+  type KvEventStreamState,
+} from "./kv-event-stream.js";
+import { createLogThrottle, type LogThrottle } from "./log-throttle.js";
+import { decideSeq } from "./stream-sequencer.js";
+
+/** Options for {@link createZmqKvEventStream}. */
+export interface ZmqKvEventStreamOptions {
+  /** The engine to subscribe to. */
+  readonly source: KvEventSource;
+  /** Where batches go, in order, and clears and keep-alives. */
+  readonly sink: KvEventSink;
+  /** The index's clock (ms): keep-alive deadlines are on it, and batch ages are read from it. */
+  readonly clock: Clock;
+  /**
+   * How long the replicas' entries stay valid past the last sign that the stream is live and
+   * gap-free (a batch applied in order, or a keep-alive tick while connected). Keep-alives are sent
+   * every quarter of it.
+   * @default 30_000
+   */
+  readonly livenessWindowMs?: number;
+  /**
+   * How long a replay waits for each reply before giving up (the replica is then cleared).
+   * @default 2_000
+   */
+  readonly replayTimeoutMs?: number;
+  /** The first reconnection delay after the connection is lost (ZMQ_RECONNECT_IVL). @default 100 */
+  readonly reconnectIntervalMs?: number;
+  /** Reconnection delays double up to this (ZMQ_RECONNECT_IVL_MAX). @default 5_000 */
+  readonly reconnectMaxIntervalMs?: number;
+  /** How often a ZMTP heartbeat is sent to the engine (ZMQ_HEARTBEAT_IVL). @default 1_000 */
+  readonly heartbeatIntervalMs?: number;
+  /**
+   * A connection whose heartbeat is not answered within this is dropped (ZMQ_HEARTBEAT_TIMEOUT).
+   * @default 5_000
+   */
+  readonly heartbeatTimeoutMs?: number;
+  /**
+   * Live messages ZMQ queues while the stream is busy, e.g. during a replay (ZMQ_RCVHWM; the
+   * engines' own default `hwm`). Past it the engine's PUB drops messages, which shows as a gap.
+   * @default 100_000
+   */
+  readonly receiveHighWaterMark?: number;
+  /**
+   * At most one warning about malformed messages per this interval; the next says how many were
+   * held back.
+   * @default 10_000
+   */
+  readonly warningIntervalMs?: number;
+  /**
+   * Where connection changes, gaps, clears and malformed messages are logged.
+   * @default nothing is logged
+   */
+  readonly logger?: KvEventStreamLogger;
+}
+
+type ResolvedOptions = Required<Omit<ZmqKvEventStreamOptions, "logger">> & {
+  readonly logger: KvEventStreamLogger | undefined;
+};
+
+/**
+ * Subscribes to one engine's KV-event PUB socket and feeds its batches to a sink, in seq order per
+ * data-parallel rank (see docs/vllm-kv-events.md for the wire format):
+ *
+ * - Every message must be 3 frames `[topic, seq (8 bytes big-endian), msgpack payload]`; other
+ *   framings and undecodable payloads are counted, logged at a bounded rate, and skipped. A skipped
+ *   payload's batch is lost: its replica sees a gap at its next batch.
+ * - Ordering follows {@link decideSeq}: the first batch per rank is the baseline; seq going
+ *   backwards is an engine restart and clears that replica (`clear(source, rank, "restart")`).
+ * - A gap (seq jumped forward) is recovered from `source.replayEndpoint`: a DEALER asks for every
+ *   batch from the last applied seq on, the first reply must be that same batch (same seq and
+ *   timestamp; otherwise the engine is a new process and the replica is cleared as restarted), and
+ *   the missing batches are applied in order up to the one that revealed the gap. Live messages
+ *   wait in ZMQ's queue meanwhile and are applied after. Without a replay endpoint, on a timeout,
+ *   or when the engine's buffer no longer reaches back, the replica is cleared
+ *   (`clear(source, rank, "gap")`) and the stream restarts from the current batch.
+ * - While connected and not recovering a gap, `sink.keepAlive(source, now + livenessWindowMs)` is
+ *   called after every applied batch and every quarter window; when the connection is lost it
+ *   stops, so the replicas' entries age by their TTL once the window has passed.
+ * - ZMQ reconnects with exponential backoff; ZMTP heartbeats detect a peer that vanished without
+ *   closing its connection. The connection state comes from the socket's event observer.
+ *
+ * The stream starts at once; `close()` stops it.
+ */
+export function createZmqKvEventStream(options: ZmqKvEventStreamOptions): KvEventStream {
+  return new ZmqKvEventStream(resolveOptions(options));
+}
+
+function resolveOptions(options: ZmqKvEventStreamOptions): ResolvedOptions {
+  return {
+    source: options.source,
+    sink: options.sink,
+    clock: options.clock,
+    livenessWindowMs: options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS,
+    replayTimeoutMs: options.replayTimeoutMs ?? 2_000,
+    reconnectIntervalMs: options.reconnectIntervalMs ?? 100,
+    reconnectMaxIntervalMs: options.reconnectMaxIntervalMs ?? 5_000,
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
+    heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 5_000,
+    receiveHighWaterMark: options.receiveHighWaterMark ?? 100_000,
+    warningIntervalMs: options.warningIntervalMs ?? 10_000,
+    logger: options.logger,
+  };
+}
+
+/** One data-parallel rank's progress; `lastSeq` and `lastTs` are those of the batch last applied. */
+interface ReplicaProgress {
+  readonly rank: number | undefined;
+  readonly replicaId: string;
+  lastSeq: bigint | undefined;
+  /** The last applied batch's `ts`: a replay's first reply must match it to be the same history. */
+  lastTs: number;
+  lastBatchAt: number | undefined;
+  batches: number;
+  stored: number;
+  removed: number;
+  allCleared: number;
+  unknown: number;
+  gaps: number;
+  replays: number;
+  replayFailures: number;
+  restarts: number;
+  gapClears: number;
+  restartClears: number;
+}
+
+/** How a replay ended: the gap filled, a different history (a restarted engine), or not filled. */
+type ReplayOutcome = "recovered" | "restarted" | { readonly failed: string };
+
+const EMPTY_FRAME = new Uint8Array(0);
+
+class ZmqKvEventStream implements KvEventStream {
+  readonly source: KvEventSource;
+  readonly #options: ResolvedOptions;
+  readonly #sink: KvEventSink;
+  readonly #clock: Clock;
+  readonly #logger: KvEventStreamLogger | undefined;
+  readonly #subscriber: Subscriber;
+  /** The replay socket, while a replay runs; closed by `close()` to cancel it. */
+  #dealer: Dealer | undefined;
+  #connection: KvEventConnection = "connecting";
+  /** Per data-parallel rank, in the order first seen. */
+  readonly #replicas = new Map<number | undefined, ReplicaProgress>();
+  #framingErrors = 0;
+  #decodeErrors = 0;
+  /** Set while a gap is being recovered: the stream is not known to be gap-free, so no keep-alive. */
+  #recovering = false;
+  #closed = false;
+  readonly #warnings: LogThrottle;
+  readonly #keepAliveTimer: NodeJS.Timeout;
+  /** The receive loop; settles (never rejects) once the subscriber is closed. */
+  readonly #receiving: Promise<void>;
+
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.source = options.source;
+    this.#sink = options.sink;
+    this.#clock = options.clock;
+    this.#logger = options.logger;
+    this.#warnings = createLogThrottle({
+      clock: options.clock,
+      intervalMs: options.warningIntervalMs,
+    });
+    this.#subscriber = new Subscriber({
+      linger: 0,
+      reconnectInterval: options.reconnectIntervalMs,
+      reconnectMaxInterval: options.reconnectMaxIntervalMs,
+      heartbeatInterval: options.heartbeatIntervalMs,
+      heartbeatTimeout: options.heartbeatTimeoutMs,
+      receiveHighWaterMark: options.receiveHighWaterMark,
+    });
+    // "handshake" (not "connect") marks a peer that speaks ZMTP; "disconnect" covers a closed
+    // connection and a heartbeat timeout alike.
+    this.#subscriber.events.on("handshake", () => this.#setConnection("connected"));
+    this.#subscriber.events.on("disconnect", () => this.#setConnection("disconnected"));
+    this.#subscriber.connect(this.source.endpoint);
+    this.#subscriber.subscribe(this.source.topic);
+    this.#keepAliveTimer = setInterval(() => this.#keepAlive(), options.livenessWindowMs / 4);
+    this.#keepAliveTimer.unref();
+    this.#receiving = this.#receive().catch((error: unknown) => {
+      if (!this.#closed) this.#log("error", { err: error }, "KV-event stream stopped reading");
+    });
+  }
+
+  state(): KvEventStreamState {
+    const now = this.#clock.now();
+    const replicas: KvEventReplicaState[] = [];
+    for (const replica of this.#replicas.values()) {
+      replicas.push({
+        rank: replica.rank,
+        replicaId: replica.replicaId,
+        lastSeq: replica.lastSeq === undefined ? undefined : Number(replica.lastSeq),
+        lastBatchAgeSeconds:
+          replica.lastBatchAt === undefined ? undefined : (now - replica.lastBatchAt) / 1000,
+        batches: replica.batches,
+        events: {
+          BlockStored: replica.stored,
+          BlockRemoved: replica.removed,
+          AllBlocksCleared: replica.allCleared,
+          unknown: replica.unknown,
+        },
+        gaps: replica.gaps,
+        replays: replica.replays,
+        replayFailures: replica.replayFailures,
+        restarts: replica.restarts,
+        clears: { gap: replica.gapClears, restart: replica.restartClears },
+      });
+    }
+    return {
+      source: this.source,
+      connection: this.#connection,
+      framingErrors: this.#framingErrors,
+      decodeErrors: this.#decodeErrors,
+      replicas,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      clearInterval(this.#keepAliveTimer);
+      this.#dealer?.close();
+      this.#subscriber.close();
+    }
+    await this.#receiving;
+  }
+
+  async #receive(): Promise<void> {
+    // Ends when the subscriber is closed. One message at a time: while a gap is recovered, the
+    // live messages behind it wait in ZMQ's queue.
+    for await (const frames of this.#subscriber) {
+      if (this.#closed) return;
+      let recovery: Promise<void> | undefined;
+      try {
+        recovery = this.#onLiveMessage(frames);
+      } catch (error) {
+        // A sink that throws has a bug. Its batch counts as lost (its seq is not committed), so
+        // the replica is recovered or cleared at its next batch, and the stream goes on.
+        this.#log("error", { err: error }, "applying a KV-event batch failed; it was skipped");
+      }
+      if (recovery !== undefined) await recovery;
+    }
+  }
+
+  /** Handles one live message; returns a promise only when it starts recovering a gap. */
+  #onLiveMessage(frames: readonly Uint8Array[]): Promise<void> | undefined {
+    const framed = readLiveFrames(frames);
+    if (framed.error !== undefined) {
+      this.#framingErrors++;
+      this.#warnMalformed("framing", framed.error);
+      return undefined;
+    }
+    const batch = this.#decode(framed.payload, framed.seq);
+    if (batch === undefined) return undefined;
+    const replica = this.#replicaFor(batch.dataParallelRank);
+    const decision = decideSeq(replica.lastSeq, framed.seq, "live");
+    switch (decision.action) {
+      case "apply":
+        break;
+      case "gap":
+        replica.gaps++;
+        return this.#recover(replica, decision.firstMissing, framed.seq, batch);
+      case "restart":
+        replica.restarts++;
+        this.#log(
+          "warn",
+          { rank: replica.rank, seq: String(framed.seq), lastSeq: String(replica.lastSeq) },
+          "KV-event seq went backwards: the engine restarted; clearing its replica",
+        );
+        this.#clear(replica, "restart");
+        break;
+      case "skip":
+        return undefined; // only replayed batches are skipped
+    }
+    this.#apply(replica, framed.seq, batch);
+    this.#keepAlive();
+    return undefined;
+  }
+
+  /**
+   * Fills the gap before live batch `seq` from the replay endpoint, or clears the replica; then
+   * applies the live batch. Never rejects.
+   */
+  async #recover(
+    replica: ReplicaProgress,
+    firstMissing: bigint,
+    seq: bigint,
+    batch: KvEventBatch,
+  ): Promise<void> {
+    this.#recovering = true;
+    try {
+      const outcome: ReplayOutcome =
+        this.source.replayEndpoint === undefined
+          ? { failed: "no replay endpoint is configured" }
+          : await this.#replay(replica, this.source.replayEndpoint, seq);
+      if (this.#closed) return;
+      const gap = { rank: replica.rank, firstMissing: String(firstMissing), seq: String(seq) };
+      if (outcome === "recovered") {
+        replica.replays++;
+        this.#log("info", gap, "KV-event gap filled from the engine's replay buffer");
+      } else if (outcome === "restarted") {
+        replica.replayFailures++;
+        replica.restarts++;
+        this.#log("warn", gap, "KV-event replay shows another history: the engine restarted");
+        this.#clear(replica, "restart");
+      } else {
+        if (this.source.replayEndpoint !== undefined) replica.replayFailures++;
+        this.#log(
+          "warn",
+          { ...gap, reason: outcome.failed },
+          "KV-event batches lost and not recoverable; clearing the replica",
+        );
+        this.#clear(replica, "gap");
+      }
+      this.#apply(replica, seq, batch);
+    } catch (error) {
+      this.#log("error", { err: error }, "recovering a KV-event gap failed");
+    } finally {
+      this.#recovering = false;
+    }
+    this.#keepAlive();
+  }
+
+  /**
+   * Asks the engine's replay ROUTER for every batch from the replica's last applied seq on, checks
+   * that the first is the batch already applied, and applies the ones after it up to `untilSeq`
+   * (exclusive). Closes its socket before it resolves; never rejects.
+   */
+  async #replay(
+    replica: ReplicaProgress,
+    endpoint: string,
+    untilSeq: bigint,
+  ): Promise<ReplayOutcome> {
+    // A gap is only found after a baseline, so the replica has applied a batch.
+    const from = replica.lastSeq as bigint;
+    const timeout = this.#options.replayTimeoutMs;
+    const dealer = new Dealer({ linger: 0, receiveTimeout: timeout, sendTimeout: timeout });
+    this.#dealer = dealer;
+    try {
+      dealer.connect(endpoint);
+      await dealer.send([EMPTY_FRAME, encodeSeq(from)]);
+      let sameHistory = false;
+      for (;;) {
+        const frames = await dealer.receive();
+        if (this.#closed) return { failed: "the stream was closed" };
+        const framed = readReplayFrames(frames);
+        if (framed.error !== undefined) {
+          this.#framingErrors++;
+          this.#warnMalformed("framing", `replay: ${framed.error}`);
+          continue;
+        }
+        if (framed.seq === REPLAY_END_SEQ) {
+          return { failed: `the replay ended before seq ${untilSeq - 1n}` };
+        }
+        const batch = this.#decode(framed.payload, framed.seq);
+        if (batch === undefined || batch.dataParallelRank !== replica.rank) continue;
+        if (framed.seq < from) continue;
+        if (!sameHistory) {
+          if (framed.seq > from) {
+            return { failed: `the engine's replay buffer starts after seq ${from}` };
+          }
+          if (batch.ts !== replica.lastTs) return "restarted";
+          sameHistory = true;
+          continue;
+        }
+        const decision = decideSeq(replica.lastSeq, framed.seq, "replay");
+        if (decision.action === "skip") continue;
+        if (decision.action === "gap") {
+          return { failed: `seq ${decision.firstMissing} is missing from the replay` };
+        }
+        this.#apply(replica, framed.seq, batch);
+        if (framed.seq + 1n === untilSeq) return "recovered";
+      }
+    } catch (error) {
+      if (this.#closed) return { failed: "the stream was closed" };
+      const code = (error as { code?: unknown }).code;
+      return {
+        failed:
+          code === "EAGAIN"
+            ? `no reply from ${endpoint} within ${timeout} ms`
+            : `replay from ${endpoint} failed: ${String(error)}`,
+      };
+    } finally {
+      this.#dealer = undefined;
+      dealer.close();
+    }
+  }
+
+  #decode(payload: Uint8Array, seq: bigint): KvEventBatch | undefined {
+    const decoded = decodeKvEventBatch(payload);
+    if (decoded.error === undefined) return decoded.batch;
+    this.#decodeErrors++;
+    this.#warnMalformed("payload", decoded.error, seq);
+    return undefined;
+  }
+
+  #apply(replica: ReplicaProgress, seq: bigint, batch: KvEventBatch): void {
+    this.#sink.apply(this.source, batch);
+    replica.lastSeq = seq;
+    replica.lastTs = batch.ts;
+    replica.lastBatchAt = this.#clock.now();
+    replica.batches++;
+    for (const event of batch.events) {
+      if (event.type === "BlockStored") replica.stored++;
+      else if (event.type === "BlockRemoved") replica.removed++;
+      else replica.allCleared++;
+    }
+    replica.unknown += batch.skippedEvents;
+  }
+
+  #clear(replica: ReplicaProgress, reason: Exclude<ClearReason, "removed">): void {
+    this.#sink.clear(this.source, replica.rank, reason);
+    if (reason === "gap") replica.gapClears++;
+    else replica.restartClears++;
+  }
+
+  #keepAlive(): void {
+    if (this.#closed || this.#recovering || this.#connection !== "connected") return;
+    this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
+  }
+
+  #replicaFor(rank: number | undefined): ReplicaProgress {
+    let replica = this.#replicas.get(rank);
+    if (replica === undefined) {
+      replica = {
+        rank,
+        replicaId: replicaIdFor(this.source, rank),
+        lastSeq: undefined,
+        lastTs: Number.NaN,
+        lastBatchAt: undefined,
+        batches: 0,
+        stored: 0,
+        removed: 0,
+        allCleared: 0,
+        unknown: 0,
+        gaps: 0,
+        replays: 0,
+        replayFailures: 0,
+        restarts: 0,
+        gapClears: 0,
+        restartClears: 0,
+      };
+      this.#replicas.set(rank, replica);
+    }
+    return replica;
+  }
+
+  #setConnection(connection: KvEventConnection): void {
+    if (this.#closed || this.#connection === connection) return;
+    this.#connection = connection;
+    this.#log(
+      connection === "connected" ? "info" : "warn",
+      { connection },
+      connection === "connected"
+        ? "connected to the engine's KV-event stream"
+        : "lost the engine's KV-event stream; reconnecting",
+    );
+    this.#keepAlive();
+  }
+
+  #warnMalformed(kind: "framing" | "payload", error: string, seq?: bigint): void {
+    const suppressed = this.#warnings.admit();
+    if (suppressed === undefined) return;
+    this.#log(
+      "warn",
+      { kind, error, ...(seq === undefined ? {} : { seq: String(seq) }), suppressed },
+      "malformed KV-event message skipped",
+    );
+  }
+
+  #log(level: "info" | "warn" | "error", fields: Record<string, unknown>, message: string): void {
+    this.#logger?.[level](
+      { source: this.source.name, endpoint: this.source.endpoint, ...fields },
+      message,
+    );
+  }
+}

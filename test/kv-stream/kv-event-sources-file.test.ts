@@ -1,0 +1,217 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  parseKvEventSources,
+  readKvEventSourcesFile,
+} from "../../src/kv-stream/kv-event-sources-file.js";
+
+/** The fields every source needs; tests add or override the rest. */
+const required = {
+  endpoint: "tcp://10.0.0.7:5557",
+  tenant: "acme",
+  model: "llama-3-8b",
+  hashScheme: "vllm-sha256_cbor-bs16",
+};
+
+function sourcesText(...sources: unknown[]): string {
+  return JSON.stringify({ sources });
+}
+
+describe("parseKvEventSources()", () => {
+  it("applies the documented defaults to a source with only the required fields", () => {
+    expect(parseKvEventSources(sourcesText(required))).toEqual({
+      sources: [
+        {
+          name: "10.0.0.7:5557",
+          engine: "vllm",
+          endpoint: "tcp://10.0.0.7:5557",
+          replayEndpoint: undefined,
+          topic: "",
+          tenant: "acme",
+          model: "llama-3-8b",
+          hashScheme: "vllm-sha256_cbor-bs16",
+          blockSize: 16,
+          replicaId: "10.0.0.7:5557",
+          replicaIdTemplate: "{replica}/dp{rank}",
+        },
+      ],
+    });
+  });
+
+  it("keeps every field a source sets", () => {
+    const full = {
+      name: "pod-7-dp1",
+      engine: "sglang",
+      endpoint: "tcp://[fd00::7]:5558",
+      replayEndpoint: "tcp://pod-7.engines:5559",
+      topic: "kv-events",
+      tenant: "acme",
+      model: "llama-3-8b",
+      hashScheme: "sglang-sha256-bs32",
+      blockSize: 32,
+      replicaId: "pod-7",
+      replicaIdTemplate: "{replica}-rank{rank}",
+    };
+    expect(parseKvEventSources(sourcesText(full))).toEqual({ sources: [full] });
+  });
+
+  it("names a source by its replica id when it has no name, and reads ipc:// paths", () => {
+    const parsed = parseKvEventSources(
+      sourcesText(
+        { ...required, replicaId: "pod-a" },
+        { ...required, endpoint: "ipc:///run/vllm/kv.sock" },
+      ),
+    );
+    expect(parsed.sources?.map((s) => [s.name, s.replicaId])).toEqual([
+      ["pod-a", "pod-a"],
+      ["/run/vllm/kv.sock", "/run/vllm/kv.sock"],
+    ]);
+  });
+
+  it("accepts an empty list", () => {
+    expect(parseKvEventSources('{"sources": []}')).toEqual({ sources: [] });
+  });
+
+  it.each([
+    ["not JSON", "{", /^not valid JSON: /],
+    ["an array", "[]", 'expected an object {"sources": [...]}'],
+    ["no sources", "{}", "sources must be an array"],
+    [
+      "an unknown top-level field",
+      '{"sources": [], "default": {}}',
+      'unknown field default (expected only "sources")',
+    ],
+    ["a source that is not an object", sourcesText("tcp://x:1"), "sources[0] must be an object"],
+    [
+      "a missing endpoint",
+      sourcesText({ ...required, endpoint: undefined }),
+      "sources[0].endpoint is required",
+    ],
+    [
+      "a missing tenant",
+      sourcesText({ ...required, tenant: undefined }),
+      "sources[0].tenant is required",
+    ],
+    [
+      "a missing model",
+      sourcesText(required, { ...required, model: undefined, name: "b" }),
+      "sources[1].model is required",
+    ],
+    [
+      "a missing hash scheme",
+      sourcesText({ ...required, hashScheme: undefined }),
+      "sources[0].hashScheme is required",
+    ],
+    [
+      "an empty tenant",
+      sourcesText({ ...required, tenant: "" }),
+      "sources[0].tenant must not be empty",
+    ],
+    [
+      "a number as a model",
+      sourcesText({ ...required, model: 7 }),
+      "sources[0].model must be a string",
+    ],
+    [
+      "a bind address as endpoint",
+      sourcesText({ ...required, endpoint: "tcp://*:5557" }),
+      'sources[0].endpoint must be tcp://host:port (a host to connect to, not *) or ipc://path, got "tcp://*:5557"',
+    ],
+    [
+      "an endpoint without a scheme",
+      sourcesText({ ...required, endpoint: "10.0.0.7:5557" }),
+      /^sources\[0\]\.endpoint must be tcp:\/\/host:port/,
+    ],
+    [
+      "port 0",
+      sourcesText({ ...required, endpoint: "tcp://10.0.0.7:0" }),
+      /^sources\[0\]\.endpoint must be/,
+    ],
+    [
+      "a bad replay endpoint",
+      sourcesText({ ...required, replayEndpoint: "udp://10.0.0.7:5558" }),
+      /^sources\[0\]\.replayEndpoint must be/,
+    ],
+    [
+      "an unknown engine",
+      sourcesText({ ...required, engine: "tgi" }),
+      "sources[0].engine must be one of vllm, sglang, got tgi",
+    ],
+    [
+      "a zero block size",
+      sourcesText({ ...required, blockSize: 0 }),
+      "sources[0].blockSize must be a positive integer, got 0",
+    ],
+    [
+      "a fractional block size",
+      sourcesText({ ...required, blockSize: 1.5 }),
+      "sources[0].blockSize must be a positive integer, got 1.5",
+    ],
+    [
+      "a block size as text",
+      sourcesText({ ...required, blockSize: "16" }),
+      'sources[0].blockSize must be a positive integer, got "16"',
+    ],
+    [
+      "a template without {rank}",
+      sourcesText({ ...required, replicaIdTemplate: "{replica}" }),
+      "sources[0].replicaIdTemplate must contain {rank}",
+    ],
+    [
+      "a misspelt field",
+      sourcesText({ ...required, replay_endpoint: "tcp://10.0.0.7:5558" }),
+      /^sources\[0\]\.replay_endpoint is not a known field \(known: name, engine, endpoint, /,
+    ],
+    [
+      "two sources with the same name",
+      sourcesText(required, {
+        ...required,
+        endpoint: "tcp://10.0.0.8:5557",
+        name: "10.0.0.7:5557",
+      }),
+      'sources[1].name "10.0.0.7:5557" is not unique',
+    ],
+    [
+      "two sources on the same endpoint",
+      sourcesText(required, required),
+      'sources[1].name "10.0.0.7:5557" is not unique',
+    ],
+  ])("rejects %s", (_, text, expected) => {
+    const { error } = parseKvEventSources(text);
+    if (typeof expected === "string") expect(error).toBe(expected);
+    else expect(error).toMatch(expected);
+  });
+});
+
+describe("readKvEventSourcesFile()", () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "kv-sources-"));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reads a file", async () => {
+    const path = join(dir, "sources.json");
+    await writeFile(path, sourcesText(required));
+    expect((await readKvEventSourcesFile(path)).sources).toHaveLength(1);
+  });
+
+  it("names the file in a parse error", async () => {
+    const path = join(dir, "sources.json");
+    await writeFile(path, sourcesText({ ...required, tenant: undefined }));
+    expect(await readKvEventSourcesFile(path)).toEqual({
+      error: `${path}: sources[0].tenant is required`,
+    });
+  });
+
+  it("returns an error, not an exception, for a missing file", async () => {
+    const path = join(dir, "missing.json");
+    expect(await readKvEventSourcesFile(path)).toEqual({ error: `cannot read ${path}: ENOENT` });
+  });
+});

@@ -1,0 +1,391 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
+import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
+import type { KvEventStream, KvEventStreamLogger } from "../../src/kv-stream/kv-event-stream.js";
+import {
+  createZmqKvEventStream,
+  type ZmqKvEventStreamOptions,
+} from "../../src/kv-stream/zmq-kv-event-stream.js";
+import { ManualClock } from "../support/manual-clock.js";
+import { waitFor } from "../support/wait-for.js";
+import {
+  batchPayload,
+  blockRemoved,
+  blockStored,
+  FakeEngine,
+  seqFrame,
+  tsOf,
+} from "./fake-engine.js";
+import { RecordingSink } from "./recording-sink.js";
+
+function sourceFor(engine: FakeEngine, overrides: Partial<KvEventSource> = {}): KvEventSource {
+  return {
+    name: "pod-a",
+    engine: "vllm",
+    endpoint: engine.endpoint,
+    replayEndpoint: engine.replayEndpoint,
+    topic: engine.topic,
+    tenant: "acme",
+    model: "llama-3-8b",
+    hashScheme: "vllm-sha256_cbor-bs16",
+    blockSize: 16,
+    replicaId: "pod-a",
+    replicaIdTemplate: "{replica}/dp{rank}",
+    ...overrides,
+  };
+}
+
+/** Collects what a stream logs, by message. */
+class RecordingLogger implements KvEventStreamLogger {
+  readonly lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
+  info(fields: Record<string, unknown>, message: string): void {
+    this.lines.push({ level: "info", message, fields });
+  }
+  warn(fields: Record<string, unknown>, message: string): void {
+    this.lines.push({ level: "warn", message, fields });
+  }
+  error(fields: Record<string, unknown>, message: string): void {
+    this.lines.push({ level: "error", message, fields });
+  }
+}
+
+describe("createZmqKvEventStream()", () => {
+  const engines: FakeEngine[] = [];
+  const streams: KvEventStream[] = [];
+  let sink: RecordingSink;
+  let clock: ManualClock;
+
+  async function startEngine(options: Parameters<typeof FakeEngine.start>[0] = {}) {
+    const engine = await FakeEngine.start(options);
+    engines.push(engine);
+    return engine;
+  }
+
+  /** Subscribes to `engine` and resolves once its subscription has reached the engine. */
+  async function subscribe(
+    engine: FakeEngine,
+    options: Partial<ZmqKvEventStreamOptions> = {},
+    source = sourceFor(engine),
+  ): Promise<KvEventStream> {
+    sink = new RecordingSink();
+    clock = new ManualClock();
+    const stream = createZmqKvEventStream({
+      source,
+      sink,
+      clock,
+      replayTimeoutMs: 1_000,
+      reconnectIntervalMs: 20,
+      reconnectMaxIntervalMs: 100,
+      ...options,
+    });
+    streams.push(stream);
+    await engine.waitForSubscriber();
+    await waitFor(() => stream.state().connection === "connected", "the stream to connect");
+    return stream;
+  }
+
+  afterEach(async () => {
+    await Promise.all(streams.splice(0).map((stream) => stream.close()));
+    for (const engine of engines.splice(0)) engine.close();
+  });
+
+  it("applies batches in seq order, decoded, and reports what it applied", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    await engine.publish(7, batchPayload(1, [blockStored([1n, 0xfedc_ba98_7654_3210n])], 0));
+    await engine.publish(8, batchPayload(2, [blockRemoved([1n])], 0));
+    await engine.publish(9, batchPayload(3, [blockStored([3n], 2n), blockRemoved([3n])], 0));
+    await waitFor(() => sink.appliedTs.length === 3, "three batches");
+
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`, `apply ${tsOf(2)}`, `apply ${tsOf(3)}`]);
+    const first = sink.calls.find((call) => call.op === "apply");
+    expect(first?.op === "apply" && first.batch.events[0]).toMatchObject({
+      type: "BlockStored",
+      tokenCount: 32,
+      blockSize: 16,
+    });
+    expect(
+      first?.op === "apply" &&
+        first.batch.events[0]?.type === "BlockStored" &&
+        first.batch.events[0].blockHashes.map(blockHashHex),
+    ).toEqual(["0000000000000001", "fedcba9876543210"]);
+    expect(stream.state()).toMatchObject({
+      connection: "connected",
+      framingErrors: 0,
+      decodeErrors: 0,
+      replicas: [
+        {
+          rank: 0,
+          replicaId: "pod-a/dp0",
+          lastSeq: 9,
+          lastBatchAgeSeconds: 0,
+          batches: 3,
+          events: { BlockStored: 2, BlockRemoved: 2, AllBlocksCleared: 0, unknown: 0 },
+          gaps: 0,
+          restarts: 0,
+          clears: { gap: 0, restart: 0 },
+        },
+      ],
+    });
+  });
+
+  it("keeps replicas apart by data-parallel rank, each with its own seq", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    await engine.publish(0, batchPayload(1, [], 0));
+    await engine.publish(0, batchPayload(2, [], 1));
+    await engine.publish(1, batchPayload(3, [], 1));
+    await engine.publish(1, batchPayload(4, [], 0));
+    await waitFor(() => sink.appliedTs.length === 4, "four batches");
+
+    expect(sink.log).toEqual([1, 2, 3, 4].map((ts) => `apply ${tsOf(ts)}`));
+    expect(stream.state().replicas.map((r) => [r.replicaId, r.lastSeq])).toEqual([
+      ["pod-a/dp0", 1],
+      ["pod-a/dp1", 1],
+    ]);
+  });
+
+  it("only receives its topic", async () => {
+    const engine = await startEngine({ topic: "kv-events" });
+    await subscribe(engine);
+    await engine.sendFrames(["other", seqFrame(0), batchPayload(1)]);
+    await engine.publish(0, batchPayload(2));
+    await waitFor(() => sink.appliedTs.length === 1, "the batch on its topic");
+    expect(sink.log).toEqual([`apply ${tsOf(2)}`]);
+  });
+
+  it("counts messages with bad framing, logs them at a bounded rate and keeps going", async () => {
+    const engine = await startEngine();
+    const logger = new RecordingLogger();
+    const stream = await subscribe(engine, { logger, warningIntervalMs: 60_000 });
+    await engine.publish(0, batchPayload(1));
+    await engine.sendFrames([seqFrame(1), batchPayload(9)]);
+    await engine.sendFrames(["", new Uint8Array(4), batchPayload(9)]);
+    await engine.sendFrames(["", seqFrame(1), batchPayload(9), "extra"]);
+    await engine.publish(1, batchPayload(2));
+    await waitFor(() => sink.appliedTs.length === 2, "the batch after the bad ones");
+
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`, `apply ${tsOf(2)}`]);
+    expect(stream.state()).toMatchObject({ framingErrors: 3, decodeErrors: 0 });
+    const warnings = logger.lines.filter((l) => l.message === "malformed KV-event message skipped");
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.fields).toMatchObject({ kind: "framing", source: "pod-a", suppressed: 0 });
+  });
+
+  it("skips an undecodable payload, and clears its replica since that batch is lost", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine, {}, sourceFor(engine, { replayEndpoint: undefined }));
+    await engine.publish(0, batchPayload(1));
+    await engine.publish(1, Uint8Array.of(0x93, 0xc1)); // 0xc1 is never valid msgpack
+    await engine.publish(2, batchPayload(3));
+    await waitFor(() => sink.appliedTs.length === 2, "the batch after the bad one");
+
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`, "clear undefined gap", `apply ${tsOf(3)}`]);
+    expect(stream.state()).toMatchObject({ decodeErrors: 1, replicas: [{ gaps: 1, lastSeq: 2 }] });
+  });
+
+  it.each([3, 4] as const)(
+    "fills a gap from the engine's replay ROUTER answering with %i frames, in order",
+    async (frames) => {
+      const engine = await startEngine({ replay: true });
+      engine.replay = { frames };
+      const stream = await subscribe(engine);
+      await engine.publish(0, batchPayload(1, [blockStored([1n])], 0));
+      await engine.publish(1, batchPayload(2, [], 0));
+      engine.lose(2, batchPayload(3, [blockStored([2n], 1n)], 0));
+      engine.lose(3, batchPayload(4, [blockRemoved([1n])], 0));
+      await engine.publish(4, batchPayload(5, [], 0));
+      await engine.publish(5, batchPayload(6, [], 0));
+      await waitFor(() => sink.appliedTs.length === 6, "every batch, lost ones included");
+
+      expect(sink.log).toEqual([1, 2, 3, 4, 5, 6].map((ts) => `apply ${tsOf(ts)}`));
+      // From the last batch applied, which must come back unchanged: same engine, same history.
+      expect(engine.replayRequests).toEqual([1n]);
+      expect(stream.state().replicas).toMatchObject([
+        { lastSeq: 5, batches: 6, gaps: 1, replays: 1, replayFailures: 0, restarts: 0 },
+      ]);
+    },
+  );
+
+  it("clears the replica when the replay buffer no longer reaches back to the gap", async () => {
+    const engine = await startEngine({ replay: true });
+    const stream = await subscribe(engine);
+    await engine.publish(0, batchPayload(1));
+    await engine.publish(1, batchPayload(2));
+    engine.lose(2, batchPayload(3));
+    engine.lose(3, batchPayload(4));
+    engine.buffer.delete(0n);
+    engine.buffer.delete(1n);
+    engine.buffer.delete(2n); // the engine's buffer has moved past the missing batch 2
+    await engine.publish(4, batchPayload(5));
+    await engine.publish(5, batchPayload(6));
+    await waitFor(() => sink.appliedTs.length === 4, "the live batches");
+
+    expect(sink.log).toEqual([
+      `apply ${tsOf(1)}`,
+      `apply ${tsOf(2)}`,
+      "clear undefined gap",
+      `apply ${tsOf(5)}`,
+      `apply ${tsOf(6)}`,
+    ]);
+    expect(stream.state().replicas).toMatchObject([
+      { gaps: 1, replays: 0, replayFailures: 1, clears: { gap: 1, restart: 0 } },
+    ]);
+  });
+
+  it("clears the replica as restarted when the replay shows a different history", async () => {
+    const engine = await startEngine({ replay: true });
+    const stream = await subscribe(engine);
+    await engine.publish(0, batchPayload(1));
+    await engine.publish(1, batchPayload(2));
+    // A new engine process whose own batch 1 differs, and that has since published past 1.
+    engine.buffer.set(1n, batchPayload(20));
+    engine.lose(2, batchPayload(21));
+    await engine.publish(3, batchPayload(22));
+    await waitFor(() => sink.log.length === 4, "the clear and the live batch");
+
+    expect(sink.log).toEqual([
+      `apply ${tsOf(1)}`,
+      `apply ${tsOf(2)}`,
+      "clear undefined restart",
+      `apply ${tsOf(22)}`,
+    ]);
+    expect(stream.state().replicas).toMatchObject([{ restarts: 1, clears: { restart: 1 } }]);
+  });
+
+  it("clears the replica when the replay endpoint does not answer in time", async () => {
+    const engine = await startEngine({ replay: true });
+    engine.replay = { silent: true };
+    const stream = await subscribe(engine, { replayTimeoutMs: 100 });
+    await engine.publish(0, batchPayload(1));
+    await engine.publish(2, batchPayload(3));
+    await engine.publish(3, batchPayload(4));
+    await waitFor(() => sink.appliedTs.length === 3, "the live batches after the timeout");
+
+    expect(engine.replayRequests).toEqual([0n]);
+    expect(sink.log).toEqual([
+      `apply ${tsOf(1)}`,
+      "clear undefined gap",
+      `apply ${tsOf(3)}`,
+      `apply ${tsOf(4)}`,
+    ]);
+    expect(stream.state().replicas).toMatchObject([{ replayFailures: 1 }]);
+  });
+
+  it("clears the replica on a gap when no replay endpoint is configured, then goes on", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    await engine.publish(0, batchPayload(1, [], 2));
+    await engine.publish(5, batchPayload(2, [], 2));
+    await engine.publish(6, batchPayload(3, [], 2));
+    await waitFor(() => sink.appliedTs.length === 3, "three batches");
+
+    expect(sink.log).toEqual([
+      `apply ${tsOf(1)}`,
+      "clear 2 gap",
+      `apply ${tsOf(2)}`,
+      `apply ${tsOf(3)}`,
+    ]);
+    expect(stream.state().replicas).toMatchObject([
+      { rank: 2, lastSeq: 6, gaps: 1, replayFailures: 0, clears: { gap: 1, restart: 0 } },
+    ]);
+  });
+
+  it("clears the replica as restarted when seq goes backwards, and restarts from there", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    await engine.publish(41, batchPayload(1));
+    await engine.publish(42, batchPayload(2));
+    await engine.publish(0, batchPayload(3));
+    await engine.publish(1, batchPayload(4));
+    await waitFor(() => sink.appliedTs.length === 4, "four batches");
+
+    expect(sink.log).toEqual([
+      `apply ${tsOf(1)}`,
+      `apply ${tsOf(2)}`,
+      "clear undefined restart",
+      `apply ${tsOf(3)}`,
+      `apply ${tsOf(4)}`,
+    ]);
+    expect(stream.state().replicas).toMatchObject([{ lastSeq: 1, restarts: 1, gaps: 0 }]);
+  });
+
+  it("keeps the replicas alive while connected, and stops once the publisher vanishes", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine, { livenessWindowMs: 200 });
+    await engine.publish(0, batchPayload(1));
+    await waitFor(() => sink.appliedTs.length === 1, "the batch");
+    const afterBatch = sink.calls.findIndex((call) => call.op === "apply") + 1;
+    expect(sink.calls[afterBatch]).toEqual({
+      op: "keepAlive",
+      source: "pod-a",
+      until: clock.now() + 200,
+    });
+    const ticks = sink.keepAlives;
+    await waitFor(() => sink.keepAlives >= ticks + 2, "keep-alives on the timer");
+
+    engine.close();
+    await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+    const atDisconnect = sink.keepAlives;
+    await new Promise((resolve) => setTimeout(resolve, 200)); // four timer periods
+    expect(sink.keepAlives).toBe(atDisconnect);
+  });
+
+  it("reconnects to a publisher that comes back on the same endpoint and goes on in order", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    await engine.publish(0, batchPayload(1));
+    await waitFor(() => sink.appliedTs.length === 1, "the first batch");
+    engine.close();
+    await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+
+    const again = await startEngine({ endpoint: engine.endpoint });
+    await again.waitForSubscriber();
+    await waitFor(() => stream.state().connection === "connected", "the reconnection");
+    await again.publish(1, batchPayload(2));
+    await waitFor(() => sink.appliedTs.length === 2, "the batch after the reconnection");
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`, `apply ${tsOf(2)}`]);
+  });
+
+  it("cancels a replay in progress when closed, and applies nothing after", async () => {
+    const engine = await startEngine({ replay: true });
+    engine.replay = { silent: true };
+    const stream = await subscribe(engine, { replayTimeoutMs: 60_000 });
+    await engine.publish(0, batchPayload(1));
+    await engine.publish(2, batchPayload(3));
+    await waitFor(() => engine.replayRequests.length === 1, "the replay request");
+    const started = Date.now();
+    await stream.close();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`]);
+  });
+
+  it("treats a batch the sink threw on as lost, and goes on", async () => {
+    const engine = await startEngine();
+    const logger = new RecordingLogger();
+    const stream = await subscribe(engine, { logger });
+    const apply = sink.apply.bind(sink);
+    sink.apply = (source, batch) => {
+      if (batch.ts === tsOf(2)) throw new Error("a bug in the sink");
+      apply(source, batch);
+    };
+    await engine.publish(0, batchPayload(1));
+    await engine.publish(1, batchPayload(2));
+    await engine.publish(2, batchPayload(3));
+    await waitFor(() => sink.appliedTs.length === 2, "the batches around the bad one");
+    // The sink may have applied part of it: its replica is cleared like after any lost batch.
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`, "clear undefined gap", `apply ${tsOf(3)}`]);
+    expect(logger.lines.filter((line) => line.level === "error")).toHaveLength(1);
+    expect(stream.state().connection).toBe("connected");
+  });
+
+  it("applies nothing after close() resolves", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    await stream.close();
+    await engine.publish(0, batchPayload(1));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sink.calls.filter((call) => call.op !== "keepAlive")).toEqual([]);
+    await stream.close(); // idempotent
+  });
+});
