@@ -11,6 +11,7 @@ import {
   decodeLookupRouteRequest,
   encodeLookupRouteResponse,
 } from "../../src/transport/lookup-route-codec.js";
+import { hashOf } from "../support/hashes.js";
 
 /** What protobuf-es makes of `bytes`, unknown fields dropped as the hand-written codec drops them. */
 function referenceDecode(bytes: Uint8Array): LookupRouteRequest | undefined {
@@ -178,6 +179,36 @@ describe("decodeLookupRouteRequest()", () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it("reads the same with reused hash arrays, which the next such decode overwrites", () => {
+    fc.assert(
+      fc.property(requestInit, mutatedRequest, (init, other) => {
+        const bytes = toBinary(LookupRouteRequestSchema, create(LookupRouteRequestSchema, init));
+        const reused = decodeLookupRouteRequest(bytes, { reuseHashes: true });
+        expect(reused.error).toBeUndefined();
+        expect(reused.message).toStrictEqual(referenceDecode(bytes));
+        const again = decodeLookupRouteRequest(other, { reuseHashes: true });
+        const reference = referenceDecode(other);
+        if (again.error === undefined) expect(again.message).toStrictEqual(reference);
+      }),
+      { numRuns: 500 },
+    );
+    const first = decodeLookupRouteRequest(
+      toBinary(
+        LookupRouteRequestSchema,
+        create(LookupRouteRequestSchema, { prefixHashes: [hashOf(1)] }),
+      ),
+      { reuseHashes: true },
+    ).message;
+    decodeLookupRouteRequest(
+      toBinary(
+        LookupRouteRequestSchema,
+        create(LookupRouteRequestSchema, { prefixHashes: [hashOf(2)] }),
+      ),
+      { reuseHashes: true },
+    );
+    expect(first?.prefixHashes[0]).toEqual(hashOf(2));
   });
 
   it("agrees with protobuf-es on any bytes it accepts, and fails on any bytes protobuf-es fails on", () => {
