@@ -145,8 +145,10 @@ export class BlockStore {
     let touched = 0;
     for (let i = 0; i < count; i++) {
       const entry = slots[i] as number;
-      const id = (entry & ID_MASK) - 1;
-      if (entry !== EMPTY && id + 1 !== TOMBSTONE_ID) touched ^= this.#records.get(id, LOW);
+      // A find reads the key of an entry in the home slot only when the entry is at home too.
+      if (entry === EMPTY || entry >>> ID_BITS !== 0 || (entry & ID_MASK) === TOMBSTONE_ID)
+        continue;
+      touched ^= this.#records.get((entry & ID_MASK) - 1, LOW);
     }
     this.#warmed = touched;
   }

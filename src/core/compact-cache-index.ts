@@ -104,6 +104,7 @@ export interface CompactIndexTuning {
 
 const DEFAULT_TUNING: CompactIndexTuning = { hotPromote: 32, hotDemote: 8 };
 const GPU = tierBit("gpu");
+const NO_GROUPS: readonly HolderGroup[] = [];
 /**
  * Fields of a holder record. CONFIRMED holds the confirmation in ticks (see CompactCacheIndex.#tick)
  * in its low 28 bits and the holder's tiers (a TierMask, never 0) in its top 4.
@@ -198,8 +199,8 @@ class CompactCacheIndex implements CacheIndex {
   /** Holders seen by the last cold membership walk, for promotion. */
   #walked = 0;
   readonly #fingerprint = new Uint32Array(2);
-  /** #warm's scratch: the fingerprints of a batch, high and low halves interleaved. */
-  #warmKeys = new Uint32Array(128);
+  /** #fingerprints' scratch: the fingerprints of a batch, high and low halves interleaved. */
+  #keys = new Uint32Array(128);
 
   constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
     this.#options = options;
@@ -573,10 +574,10 @@ class CompactCacheIndex implements CacheIndex {
       return 0;
     }
     const blocks = this.#blocks;
-    const fingerprint = this.#fingerprint;
     let accepted = 0;
+    const keys = this.#fingerprints(prefixes);
     const scheme = replica.scope.schemes.get(schemeName);
-    if (scheme !== undefined) this.#warm(scheme.id, prefixes);
+    if (scheme !== undefined) this.#warm(scheme.id, prefixes.length);
     // Created with the first accepted prefix, so that a write of bad hashes creates nothing.
     let group: HolderGroup | undefined;
     // Deepest first, so that among entries confirmed at the same instant the cap evicts a chain's
@@ -591,9 +592,8 @@ class CompactCacheIndex implements CacheIndex {
       accepted++;
       group ??= this.#groupFor(replica, schemeName);
       const tokens = Math.min(prefix.tokenCount, TOKEN_MASK);
-      prefixFingerprint(prefix.prefixHash, fingerprint);
-      const high = fingerprint[0] as number;
-      const low = fingerprint[1] as number;
+      const high = keys[2 * i] as number;
+      const low = keys[2 * i + 1] as number;
       let block = blocks.find(group.scheme.id, high, low);
       this.#walked = 0;
       if (block !== NIL) {
@@ -660,24 +660,26 @@ class CompactCacheIndex implements CacheIndex {
     dropped: DropCounts,
     tiers: number,
   ): number {
-    const groups =
-      schemeName === ""
-        ? [...replica.groups.values()]
-        : [replica.groups.get(schemeName)].filter((g) => g !== undefined);
+    let groups: readonly HolderGroup[];
+    if (schemeName === "") groups = [...replica.groups.values()];
+    else {
+      const group = replica.groups.get(schemeName);
+      groups = group === undefined ? NO_GROUPS : [group];
+    }
     let removed = 0;
-    if (groups.length === 1) this.#warm((groups[0] as HolderGroup).scheme.id, prefixes);
-    for (const prefix of prefixes) {
-      const problem = prefixHashProblem(prefix.prefixHash);
+    const keys = this.#fingerprints(prefixes);
+    if (groups.length === 1) this.#warm((groups[0] as HolderGroup).scheme.id, prefixes.length);
+    for (let i = 0; i < prefixes.length; i++) {
+      const problem = prefixHashProblem((prefixes[i] as PrefixEntry).prefixHash);
       if (problem !== undefined) {
         dropped[problem]++;
         continue;
       }
-      prefixFingerprint(prefix.prefixHash, this.#fingerprint);
       for (const group of groups) {
         const block = this.#blocks.find(
           group.scheme.id,
-          this.#fingerprint[0] as number,
-          this.#fingerprint[1] as number,
+          keys[2 * i] as number,
+          keys[2 * i + 1] as number,
         );
         if (block === NIL) continue;
         const holder = this.#holderOf(block, group.id);
@@ -765,20 +767,27 @@ class CompactCacheIndex implements CacheIndex {
    * Warms the block table for a batch of prefixes (see BlockStore.warm): about 15% more block
    * writes per second at a million blocks (bench/write-bench.ts). Short batches gain nothing.
    */
-  #warm(schemeId: number, prefixes: readonly PrefixEntry[]): void {
+  #warm(schemeId: number, count: number): void {
+    if (count >= 4) this.#blocks.warm(schemeId, this.#keys, count);
+  }
+
+  /**
+   * The fingerprint of each prefix i at `[2i]` (high) and `[2i + 1]` (low) of a scratch array the
+   * next call overwrites; entries of unusable hashes are left as they were.
+   */
+  #fingerprints(prefixes: readonly PrefixEntry[]): Uint32Array {
     const count = prefixes.length;
-    if (count < 4) return;
-    if (this.#warmKeys.length < 2 * count) this.#warmKeys = new Uint32Array(4 * count);
-    const keys = this.#warmKeys;
+    if (this.#keys.length < 2 * count) this.#keys = new Uint32Array(4 * count);
+    const keys = this.#keys;
     const fingerprint = this.#fingerprint;
     for (let i = 0; i < count; i++) {
       const hash = (prefixes[i] as PrefixEntry).prefixHash;
-      if (hash.length === 0 || hash.length > 64) continue;
+      if (prefixHashProblem(hash) !== undefined) continue;
       prefixFingerprint(hash, fingerprint);
       keys[2 * i] = fingerprint[0] as number;
       keys[2 * i + 1] = fingerprint[1] as number;
     }
-    this.#blocks.warm(schemeId, keys, count);
+    return keys;
   }
 
   /** Sets a holder's confirmation tick and tiers. */

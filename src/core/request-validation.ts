@@ -89,7 +89,8 @@ export function assertValidBatch(batch: EventBatch): void {
   assertValidWriteScope(batch);
   for (let i = 0; i < batch.events.length; i++) {
     const event = batch.events[i];
-    if (event !== undefined && event.type !== "unknown") {
+    // The field's name is only built for stats that are there.
+    if (event !== undefined && event.type !== "unknown" && event.stats !== undefined) {
       assertValidStats(`events[${i}].stats`, event.stats);
     }
   }
