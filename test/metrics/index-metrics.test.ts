@@ -202,6 +202,23 @@ describe("createIndexMetrics()", () => {
     expect(await bucket(0.1)).toBe(3);
   });
 
+  it("counts every latency and its sum, across scrapes and however many come between", async () => {
+    const { metrics, registry } = setup();
+    admitByReport(metrics, "llama-3-8b");
+    const count = () =>
+      readSample(registry, "inferencecache_lookup_route_latency_seconds_count", {
+        model: "llama-3-8b",
+      });
+    for (let i = 0; i < 1_000; i++) metrics.recordLookup("llama-3-8b", "NO_HINT", false, 0.001);
+    expect(await count()).toBe(1_000);
+    metrics.recordLookup("llama-3-8b", "NO_HINT", false, 0.001);
+    expect(await count()).toBe(1_001);
+    const sum = await readSample(registry, "inferencecache_lookup_route_latency_seconds_sum", {
+      model: "llama-3-8b",
+    });
+    expect(sum).toBeCloseTo(1.001);
+  });
+
   it("registers default process metrics on its own registry, never on the global one", async () => {
     const index = new FakeCacheIndex();
     const metrics = createIndexMetrics({ index });
