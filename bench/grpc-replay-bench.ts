@@ -227,7 +227,8 @@ async function runClient(
 /** The gRPC replay's figures as a Markdown table, for RESULTS.md. */
 export function formatGrpcReplayMarkdown(result: GrpcReplayResult): string {
   const { totals } = result;
-  return `| Mooncake replay over gRPC (median of ${result.rounds} rounds) | value |
+  const rounds = result.rounds === 1 ? "one round" : `median of ${result.rounds} rounds`;
+  return `| Mooncake replay over gRPC (${rounds}) | value |
 |---|---|
 | workers; KV capacity per worker; trace copies | ${fmt(result.workers)}; ${fmt(result.capacityBlocks)} blocks; ${result.traceCopies}${result.fraction < 1 ? ` (first ${fmt(result.fraction * 100)}%)` : ""} |
 | ops: lookups + store events + remove events | ${fmt(totals.lookups)} + ${fmt(totals.storedEvents)} + ${fmt(totals.removedEvents)} |
