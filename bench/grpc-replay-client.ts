@@ -1,5 +1,4 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import {
   CacheEventType,
   GetCacheStateRequestSchema,
@@ -14,6 +13,7 @@ import type {
   ReplayClientOptions,
   ReplayClientResult,
 } from "./grpc-replay-bench.js";
+import { H2UnaryClient } from "./h2-unary-client.js";
 import { loadTrace } from "./mooncake-trace.js";
 import { buildReplaySchedule } from "./replay-bench.js";
 import { quantile } from "./stats.js";
@@ -38,22 +38,10 @@ const schedule = buildReplaySchedule({
   seed: options.seed,
   fraction: options.fraction,
 });
-const client = new grpc.Client(options.address, grpc.credentials.createInsecure());
-const identity = (bytes: Buffer) => bytes;
+const client = new H2UnaryClient(options.address);
 
 function call(method: string, request: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
-      `${SERVICE}/${method}`,
-      identity,
-      identity,
-      request,
-      (error, response) => {
-        if (error) reject(error);
-        else resolve(response as Buffer);
-      },
-    );
-  });
+  return client.call(`${SERVICE}/${method}`, request);
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
