@@ -8,6 +8,7 @@ import type { KvEvent } from "../../src/kv-events/kv-event-types.js";
 import type { KvEventStream } from "../../src/kv-stream/kv-event-stream.js";
 import { createZmqKvEventStream } from "../../src/kv-stream/zmq-kv-event-stream.js";
 import { RecordingSink } from "../kv-stream/recording-sink.js";
+import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -68,19 +69,12 @@ describe("an independent publisher (python3-zmq, python3-msgpack)", () => {
 
     const sink = new RecordingSink();
     stream = createZmqKvEventStream({
-      source: {
+      source: kvEventSource({
         name: "py-engine",
-        engine: "vllm",
         endpoint,
-        replayEndpoint: undefined,
         topic: "kv-events",
-        tenant: "acme",
-        model: "llama-3-8b",
-        hashScheme: "vllm-sha256_cbor-bs16",
-        blockSize: 16,
         replicaId: "py-pod",
-        replicaIdTemplate: "{replica}/dp{rank}",
-      },
+      }),
       sink,
       clock: new ManualClock(),
     });

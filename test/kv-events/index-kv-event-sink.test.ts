@@ -5,7 +5,6 @@ import type { IndexError } from "../../src/core/index-error.js";
 import type { ReplicaHint } from "../../src/core/types.js";
 import { createIndexKvEventSink, tierOfMedium } from "../../src/kv-events/index-kv-event-sink.js";
 import type { KvEventSink } from "../../src/kv-events/kv-event-sink.js";
-import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
 import type {
   BlockRemovedEvent,
   BlockStoredEvent,
@@ -13,22 +12,11 @@ import type {
   KvEventBatch,
 } from "../../src/kv-events/kv-event-types.js";
 import { chainOf, hashOf } from "../support/hashes.js";
+import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
 
 const TTL = 60_000;
-const SOURCE: KvEventSource = {
-  name: "pod-7",
-  engine: "vllm",
-  endpoint: "tcp://127.0.0.1:5557",
-  replayEndpoint: undefined,
-  topic: "",
-  tenant: "acme",
-  model: "llama-3-8b",
-  hashScheme: "vllm-sha256_cbor-bs16",
-  blockSize: 16,
-  replicaId: "pod-7",
-  replicaIdTemplate: "{replica}/dp{rank}",
-};
+const SOURCE = kvEventSource({ name: "pod-7", replicaId: "pod-7" });
 
 function stored(first: number, length: number, extra: Partial<BlockStoredEvent> = {}) {
   const event: BlockStoredEvent = {

@@ -7,9 +7,9 @@ import {
   createKvEventSourcesReloader,
   type KvEventSourcesReloader,
 } from "../../src/kv-stream/kv-event-sources-reloader.js";
-import type { KvEventStreamLogger } from "../../src/kv-stream/kv-event-stream.js";
 import type { KvEventReloadOutcome } from "../../src/kv-stream/kv-event-subscriptions.js";
 import { waitFor } from "../support/wait-for.js";
+import { RecordingLogger } from "./recording-logger.js";
 
 const scope = { tenant: "acme", model: "llama-3-8b", hashScheme: "vllm-sha256_cbor-bs16" };
 const fileWith = (...endpoints: string[]) =>
@@ -21,19 +21,6 @@ class RecordingSubscriptions {
   async reload(sources: readonly KvEventSource[]): Promise<KvEventReloadOutcome> {
     this.reloads.push(sources.map((source) => source.name));
     return { added: [], changed: [], removed: [], unchanged: [], failed: [] };
-  }
-}
-
-class RecordingLogger implements KvEventStreamLogger {
-  readonly lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
-  info(fields: Record<string, unknown>, message: string): void {
-    this.lines.push({ level: "info", message, fields });
-  }
-  warn(fields: Record<string, unknown>, message: string): void {
-    this.lines.push({ level: "warn", message, fields });
-  }
-  error(fields: Record<string, unknown>, message: string): void {
-    this.lines.push({ level: "error", message, fields });
   }
 }
 

@@ -6,26 +6,14 @@ import {
   type KvEventSubscriptions,
 } from "../../src/kv-stream/kv-event-subscriptions.js";
 import { createZmqKvEventStream } from "../../src/kv-stream/zmq-kv-event-stream.js";
+import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { waitFor } from "../support/wait-for.js";
 import { batchPayload, FakeEngine, tsOf } from "./fake-engine.js";
 import { RecordingSink } from "./recording-sink.js";
 
 function source(name: string, overrides: Partial<KvEventSource> = {}): KvEventSource {
-  return {
-    name,
-    engine: "vllm",
-    endpoint: `tcp://${name}:5557`,
-    replayEndpoint: undefined,
-    topic: "",
-    tenant: "acme",
-    model: "llama-3-8b",
-    hashScheme: "vllm-sha256_cbor-bs16",
-    blockSize: 16,
-    replicaId: name,
-    replicaIdTemplate: "{replica}/dp{rank}",
-    ...overrides,
-  };
+  return kvEventSource({ name, endpoint: `tcp://${name}:5557`, replicaId: name, ...overrides });
 }
 
 /** A stream that records its life in a shared log, and closes only when the test says so. */

@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
 import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
-import type { KvEventStream, KvEventStreamLogger } from "../../src/kv-stream/kv-event-stream.js";
+import type { KvEventStream } from "../../src/kv-stream/kv-event-stream.js";
 import {
   createZmqKvEventStream,
   type ZmqKvEventStreamOptions,
 } from "../../src/kv-stream/zmq-kv-event-stream.js";
+import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { waitFor } from "../support/wait-for.js";
 import {
@@ -16,39 +17,19 @@ import {
   seqFrame,
   tsOf,
 } from "./fake-engine.js";
+import { RecordingLogger } from "./recording-logger.js";
 import { RecordingSink } from "./recording-sink.js";
 
 function sourceFor(engine: FakeEngine, overrides: Partial<KvEventSource> = {}): KvEventSource {
-  return {
-    name: "pod-a",
-    engine: "vllm",
+  return kvEventSource({
     endpoint: engine.endpoint,
     replayEndpoint: engine.replayEndpoint,
     topic: engine.topic,
-    tenant: "acme",
-    model: "llama-3-8b",
-    hashScheme: "vllm-sha256_cbor-bs16",
-    blockSize: 16,
-    replicaId: "pod-a",
-    replicaIdTemplate: "{replica}/dp{rank}",
     ...overrides,
-  };
+  });
 }
 
 /** Collects what a stream logs, by message. */
-class RecordingLogger implements KvEventStreamLogger {
-  readonly lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
-  info(fields: Record<string, unknown>, message: string): void {
-    this.lines.push({ level: "info", message, fields });
-  }
-  warn(fields: Record<string, unknown>, message: string): void {
-    this.lines.push({ level: "warn", message, fields });
-  }
-  error(fields: Record<string, unknown>, message: string): void {
-    this.lines.push({ level: "error", message, fields });
-  }
-}
-
 describe("createZmqKvEventStream()", () => {
   const engines: FakeEngine[] = [];
   const streams: KvEventStream[] = [];

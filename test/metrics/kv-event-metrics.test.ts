@@ -1,26 +1,14 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
 import type {
   KvEventReplicaState,
   KvEventStreamState,
 } from "../../src/kv-stream/kv-event-stream.js";
 import { registerKvEventMetrics } from "../../src/metrics/kv-event-metrics.js";
+import { kvEventSource } from "../support/kv-event-source.js";
 import { readSample } from "./read-metric.js";
 
-const source: KvEventSource = {
-  name: "pod-a",
-  engine: "vllm",
-  endpoint: "tcp://10.0.0.7:5557",
-  replayEndpoint: undefined,
-  topic: "",
-  tenant: "acme",
-  model: "llama-3-8b",
-  hashScheme: "vllm-sha256_cbor-bs16",
-  blockSize: 16,
-  replicaId: "pod-a",
-  replicaIdTemplate: "{replica}/dp{rank}",
-};
+const source = kvEventSource();
 
 function replica(overrides: Partial<KvEventReplicaState> = {}): KvEventReplicaState {
   return {

@@ -19,6 +19,7 @@ import type { CacheIndex } from "../../src/core/cache-index.js";
 import { createCacheIndex } from "../../src/core/create-cache-index.js";
 import { createCacheIndexService } from "../../src/service/cache-index-service.js";
 import { chainOf, hashOf } from "../support/hashes.js";
+import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
 
 const scope = { tenant: "acme", model: "llama-3-8b", hashScheme: "vllm-sha256_cbor-bs16" };
@@ -320,19 +321,7 @@ describe("createCacheIndexService()", () => {
   });
 
   it("reports the engine streams feeding the (tenant, model), summed over their ranks", async () => {
-    const source = {
-      name: "pod-7",
-      engine: "vllm" as const,
-      endpoint: "tcp://10.0.0.7:5557",
-      replayEndpoint: undefined,
-      topic: "",
-      tenant: scope.tenant,
-      model: scope.model,
-      hashScheme: scope.hashScheme,
-      blockSize: 16,
-      replicaId: "pod-7",
-      replicaIdTemplate: "{replica}/dp{rank}",
-    };
+    const source = kvEventSource({ name: "pod-7", replicaId: "pod-7", ...scope });
     const rank = (r: number, lastBatchAgeSeconds: number | undefined) => ({
       rank: r,
       replicaId: `pod-7/dp${r}`,
