@@ -190,8 +190,8 @@ the two cores together, paid for in queueing.
 
 ${formatGrpcReplayMarkdown(grpcReplaySaturated)}
 
-Over gRPC the client (one grpc-js process) shares the machine's two cores with the server and
-spends more CPU per op than the server does, so these figures are bounded by the client.
+Over gRPC the client is one process on bare HTTP/2 (\`bench/h2-unary-client.ts\`: about what a
+gateway's client does per call) and shares the machine's two cores with the server.
 
 ## \`LookupRoute\` against a no-op RPC (server in its own process, ${grpc.concurrency} calls in flight)
 
