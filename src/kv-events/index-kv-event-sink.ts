@@ -98,6 +98,14 @@ class IndexKvEventSink implements KvEventSink {
       const models = bySource?.get(replicaId) ?? new Set([source.model]);
       for (const model of models) {
         this.#publish(source, model, replicaId, [{ type: "all-cleared" }]);
+        // A removed source's stream is gone: nothing vouches for what the replica holds any more,
+        // should it be written to some other way.
+        if (reason === "removed") {
+          this.#index.keepAlive(
+            { tenant: source.tenant, model, replicaId },
+            Number.NEGATIVE_INFINITY,
+          );
+        }
       }
       if (reason === "removed") bySource?.delete(replicaId);
     }

@@ -159,6 +159,21 @@ describe("createIndexKvEventSink()", () => {
     expect(hints()).toEqual([]);
   });
 
+  it("ends the keep-alive of a source that leaves the configuration", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4)]));
+    sink.keepAlive(SOURCE, clock.now() + 10 * TTL);
+    sink.clear(SOURCE, undefined, "removed");
+    index.report({
+      tenant: SOURCE.tenant,
+      model: SOURCE.model,
+      replicaId: "pod-7",
+      hashScheme: SOURCE.hashScheme,
+      prefixes: chainOf(1, 4).map((prefixHash, i) => ({ prefixHash, tokenCount: (i + 1) * 16 })),
+    });
+    clock.advance(TTL + 1);
+    expect(hints()).toEqual([]);
+  });
+
   it("reports a batch the index rejects and applies the rest of the events", () => {
     const tooLong = "x".repeat(300);
     sink.apply(SOURCE, batchOf([stored(1, 2, { loraName: tooLong }), stored(1, 4)]));
