@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { encodeMsgpack, MsgpackMap } from "../../bench/msgpack-encoder.js";
 import { CacheIndexService, StreamConnection } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import { batchPayload, blockRemoved, blockStored, FakeEngine } from "../kv-stream/fake-engine.js";
 import { createGrpcClient, type GrpcClient } from "../support/grpc-client.js";
 import { chainOf } from "../support/hashes.js";
-import { encodeMsgpack, MsgpackMap } from "../support/msgpack-encoder.js";
 import { runSidecar, type SidecarProcess, startSidecar } from "../support/sidecar-process.js";
 import { waitFor } from "../support/wait-for.js";
 

@@ -1,11 +1,11 @@
 import fc from "fast-check";
-import type { BlockHash, KvEvent, KvEventBatch } from "../../src/kv-events/kv-event-types.js";
 import {
   encodeMsgpack,
   MsgpackFloat,
   MsgpackMap,
   type MsgpackValue,
-} from "../support/msgpack-encoder.js";
+} from "../../bench/msgpack-encoder.js";
+import type { BlockHash, KvEvent, KvEventBatch } from "../../src/kv-events/kv-event-types.js";
 import { anyLengthWidth, anyMsgpackValue, inAnyFormat } from "./msgpack-arbitraries.js";
 
 /** A payload an engine could send, with the batch it must decode to. */

@@ -2,16 +2,16 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
-import { decodeKvEventBatch } from "../../src/kv-events/kv-event-decoder.js";
-import type { KvEvent, KvEventBatch } from "../../src/kv-events/kv-event-types.js";
 import {
   encodeMsgpack,
   MsgpackFloat,
   MsgpackInt,
   MsgpackMap,
   type MsgpackValue,
-} from "../support/msgpack-encoder.js";
+} from "../../bench/msgpack-encoder.js";
+import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
+import { decodeKvEventBatch } from "../../src/kv-events/kv-event-decoder.js";
+import type { KvEvent, KvEventBatch } from "../../src/kv-events/kv-event-types.js";
 import { hashBytes, kvEventCase } from "./kv-event-arbitraries.js";
 
 const FIXTURES = new URL("../fixtures/vllm-kv-events/", import.meta.url);

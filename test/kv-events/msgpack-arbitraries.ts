@@ -7,7 +7,7 @@ import {
   MsgpackInt,
   MsgpackMap,
   type MsgpackValue,
-} from "../support/msgpack-encoder.js";
+} from "../../bench/msgpack-encoder.js";
 
 /** Every header width the test encoder can be asked for. */
 export const anyLengthWidth: fc.Arbitrary<NonNullable<MsgpackEncodeOptions["lengthWidth"]>> =

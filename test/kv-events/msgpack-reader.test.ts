@@ -1,7 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MsgpackDecodeError } from "../../src/kv-events/msgpack-decode-error.js";
-import { MsgpackReader } from "../../src/kv-events/msgpack-reader.js";
 import {
   encodeMsgpack,
   isIntegerNumber,
@@ -10,7 +8,9 @@ import {
   MsgpackInt,
   MsgpackMap,
   type MsgpackValue,
-} from "../support/msgpack-encoder.js";
+} from "../../bench/msgpack-encoder.js";
+import { MsgpackDecodeError } from "../../src/kv-events/msgpack-decode-error.js";
+import { MsgpackReader } from "../../src/kv-events/msgpack-reader.js";
 import { anyLengthWidth, anyMsgpackValue } from "./msgpack-arbitraries.js";
 
 /** Bytes from hex, spaces allowed: `bytes("cd 01 00")`. */

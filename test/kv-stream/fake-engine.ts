@@ -1,5 +1,5 @@
 import { Router, XPublisher } from "zeromq";
-import { encodeMsgpack, MsgpackMap, type MsgpackValue } from "../support/msgpack-encoder.js";
+import { encodeMsgpack, MsgpackMap, type MsgpackValue } from "../../bench/msgpack-encoder.js";
 
 const END_SEQ = 0xffff_ffff_ffff_ffffn;
 

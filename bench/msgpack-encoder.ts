@@ -1,7 +1,7 @@
 /**
- * A msgpack encoder for tests: builds the payloads engines send, in whatever encoding widths a test
- * asks for, so decoders are tested against every form the format allows, not only the one a
- * particular encoder happens to pick.
+ * A msgpack encoder for the payloads engines send, for tests and the stream benchmark's publisher.
+ * It writes whatever encoding widths the caller asks for, so decoders are tested against every form
+ * the format allows, not only the one a particular encoder happens to pick. Not built for speed.
  */
 
 /**
@@ -120,7 +120,7 @@ export function intFormatsFor(value: bigint | number): IntFormat[] {
       const [min, max] = RANGES[format];
       return v >= min && v <= max;
     })
-    .sort((a, b) => widthOf(a) - widthOf(b));
+    .sort((a, b) => WIDTHS[a] - WIDTHS[b]);
 }
 
 /** Whether {@link encodeMsgpack} writes this number as an integer rather than a float. */
@@ -128,9 +128,18 @@ export function isIntegerNumber(value: number): boolean {
   return Number.isSafeInteger(value);
 }
 
-function widthOf(format: IntFormat): number {
-  return format === "fixint" ? 0 : Number(format.replace(/\D/g, "")) / 8;
-}
+/** Bytes after the type code, per format. */
+const WIDTHS: Record<IntFormat, number> = {
+  fixint: 0,
+  uint8: 1,
+  uint16: 2,
+  uint32: 4,
+  uint64: 8,
+  int8: 1,
+  int16: 2,
+  int32: 4,
+  int64: 8,
+};
 
 const INT_CODES: Record<Exclude<IntFormat, "fixint">, number> = {
   uint8: 0xcc,
@@ -148,8 +157,9 @@ function write(out: number[], value: MsgpackValue, lengthWidth: 8 | 16 | 32 | "s
   else if (value === true) out.push(0xc3);
   else if (value === false) out.push(0xc2);
   else if (typeof value === "number") {
-    if (isIntegerNumber(value)) writeInt(out, BigInt(value), smallestFormat(BigInt(value)));
-    else writeFloat(out, value, "float64");
+    if (!isIntegerNumber(value)) writeFloat(out, value, "float64");
+    else if (value >= 0 && value <= 0xffff_ffff) writeUint32(out, value);
+    else writeInt(out, BigInt(value), smallestFormat(BigInt(value)));
   } else if (typeof value === "bigint") writeInt(out, value, smallestFormat(value));
   else if (typeof value === "string") {
     const bytes = new TextEncoder().encode(value);
@@ -173,11 +183,18 @@ function write(out: number[], value: MsgpackValue, lengthWidth: 8 | 16 | 32 | "s
   }
 }
 
+/** The first of {@link intFormatsFor}, found without building the list (payloads hold many ints). */
 function smallestFormat(value: bigint): IntFormat {
-  const format = intFormatsFor(value)[0];
-  if (format === undefined) throw new RangeError(`${value} fits no msgpack integer`);
-  return format;
+  const ladder: readonly IntFormat[] =
+    value >= 0n ? ["fixint", "uint8", "uint16", "uint32", "uint64"] : SIGNED_LADDER;
+  for (const format of ladder) {
+    const [min, max] = RANGES[format];
+    if (value >= min && value <= max) return format;
+  }
+  throw new RangeError(`${value} fits no msgpack integer`);
 }
+
+const SIGNED_LADDER: readonly IntFormat[] = ["fixint", "int8", "int16", "int32", "int64"];
 
 function writeInt(out: number[], value: bigint, format: IntFormat): void {
   const [min, max] = RANGES[format];
@@ -187,9 +204,17 @@ function writeInt(out: number[], value: bigint, format: IntFormat): void {
     return;
   }
   out.push(INT_CODES[format]);
-  const width = widthOf(format);
+  const width = WIDTHS[format];
   const bits = BigInt.asUintN(width * 8, value);
   for (let i = width - 1; i >= 0; i--) out.push(Number((bits >> BigInt(i * 8)) & 0xffn));
+}
+
+/** {@link writeInt} in its smallest format for 0 <= value < 2^32, without BigInt (token ids). */
+function writeUint32(out: number[], value: number): void {
+  if (value <= 0x7f) out.push(value);
+  else if (value <= 0xff) out.push(0xcc, value);
+  else if (value <= 0xffff) out.push(0xcd, value >>> 8, value & 0xff);
+  else out.push(0xce, value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff);
 }
 
 function writeFloat(out: number[], value: number, format: "float32" | "float64"): void {
