@@ -209,7 +209,7 @@ One call in flight (the latency one gateway request sees):
 
 **Ratios, LookupRoute / no-op, same server and run** (median of per-round ratios):
 server CPU per call **${fmt(grpc.cpuRatio)}x**, p50 latency **${fmt(grpc.p50Ratio)}x**.
-Server CPU is read from \`/proc/<pid>/stat\` (10 ms ticks) around each phase of ${fmt(grpc.callsPerPhase)} calls.
+Server CPU (all its threads, from \`/proc/<pid>/task/*/schedstat\`, in nanoseconds) is read around each phase of ${fmt(grpc.callsPerPhase)} calls.
 Absolute figures move with the machine's load; the ratios are the comparable figures.
 `;
 writeFileSync(repo("bench/RESULTS.md"), results);

@@ -199,8 +199,10 @@ class CompactCacheIndex implements CacheIndex {
   /** Holders seen by the last cold membership walk, for promotion. */
   #walked = 0;
   readonly #fingerprint = new Uint32Array(2);
-  /** #fingerprints' scratch: the fingerprints of a batch, high and low halves interleaved. */
+  /** The fingerprints of a batch or a looked-up chain, high and low halves interleaved. */
   #keys = new Uint32Array(128);
+  /** What a lookup read ahead of its walks, kept so that the reads are not optimised away. */
+  #touched = 0;
 
   constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
     this.#options = options;
@@ -332,21 +334,26 @@ class CompactCacheIndex implements CacheIndex {
     const chain = this.#chain;
     const maxTokens = this.#maxTokens;
     const blocks = this.#blocks;
-    let resolved = 0;
+    const keys = this.#keys.length >= 2 * depth ? this.#keys : this.#growKeys(depth);
+    const fingerprint = this.#fingerprint;
+    for (let i = 0; i < depth; i++) {
+      prefixFingerprint(prefixHashes[i] as Uint8Array, fingerprint);
+      keys[2 * i] = fingerprint[0] as number;
+      keys[2 * i + 1] = fingerprint[1] as number;
+    }
+    const resolved = blocks.findChain(scheme.id, keys, depth, chain);
     let tokensSoFar = 0;
-    for (; resolved < depth; resolved++) {
-      prefixFingerprint(prefixHashes[resolved] as Uint8Array, this.#fingerprint);
-      const block = blocks.find(
-        scheme.id,
-        this.#fingerprint[0] as number,
-        this.#fingerprint[1] as number,
-      );
-      if (block === NIL) break;
-      chain[resolved] = block;
+    // Reading each block's newest holder here, where the reads do not wait on one another, makes
+    // the walks below cache hits (as findChain does for the blocks).
+    let touched = 0;
+    for (let level = 0; level < resolved; level++) {
+      const block = chain[level] as number;
       const tokens = blocks.tokensOf(block) & TOKEN_MASK;
       if (tokens > tokensSoFar) tokensSoFar = tokens;
-      maxTokens[resolved] = tokensSoFar;
+      maxTokens[level] = tokensSoFar;
+      touched ^= this.#holders.get(blocks.headOf(block), CONFIRMED);
     }
+    this.#touched = touched;
 
     const now = this.#options.clock.now();
     const nowTick = Math.floor(now - this.#base);
@@ -365,21 +372,28 @@ class CompactCacheIndex implements CacheIndex {
     // k-th best or has a run ending at or above this level, so scores at most maxTokens[level]
     // (times the best tier weight).
     for (let level = resolved - 1; level >= 0; level--) {
-      const levelBound = (maxTokens[level] as number) * maxWeight;
+      const tokensBound = maxTokens[level] as number;
+      const levelBound = tokensBound * maxWeight;
       if (best.length === limit && (best[limit - 1] as Candidate).score > levelBound) break;
+      // Reaching the head block with the hints not yet full, every level below was read in full:
+      // a replica not yet evaluated holds no deeper block of the chain, so its run is the head's.
+      const runLimit = level === 0 && best.length < limit ? 1 : resolved;
       for (
         let holder = blocks.headOf(chain[level] as number);
         holder !== NIL;
         holder = this.#holders.get(holder, BLOCK_NEXT)
       ) {
         const confirmed = this.#holders.get(holder, CONFIRMED) & TICK_MASK;
-        if (
-          best.length === limit &&
-          (best[limit - 1] as Candidate).score > levelBound * freshnessAt(nowTick - confirmed, ttl)
-        ) {
+        const kth = best.length === limit ? (best[limit - 1] as Candidate) : undefined;
+        // If its run includes this level, the most this replica can score; a run that stops above
+        // scores at most the bound met at its last block.
+        let bound = Number.POSITIVE_INFINITY;
+        if (kth !== undefined) {
+          // Multiplied in a score's order, so that a run scoring exactly this rounds alike.
+          bound = tokensBound * freshnessAt(nowTick - confirmed, ttl) * maxWeight;
           // Every later holder of this level is older; those whose run includes this level score
           // below the k-th best, and those whose run stops above it are met at that level.
-          break;
+          if (kth.score > bound) break;
         }
         const group = this.#slab.owner(holder);
         if (confirmed < liveSince) {
@@ -388,9 +402,19 @@ class CompactCacheIndex implements CacheIndex {
           if ((this.#groups[group] as HolderGroup).replica.liveUntil < now) continue;
         }
         if (evaluated[group] === stamp) continue;
+        // At best a tie with the k-th best (say, replicas confirmed in the same millisecond): only
+        // a replica that wins the tie is worth evaluating. One that loses is left unmarked, so
+        // that it is met again where a run stopping above this level ends.
+        if (
+          kth !== undefined &&
+          kth.score === bound &&
+          !winsTie((this.#groups[group] as HolderGroup).replica, kth.replica)
+        ) {
+          continue;
+        }
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
-        const candidate = this.#evaluate(group, resolved, liveSince, nowTick, now);
+        const candidate = this.#evaluate(group, runLimit, liveSince, nowTick, now);
         if (candidate !== undefined) insertCandidate(best, candidate, limit);
       }
     }
@@ -502,12 +526,17 @@ class CompactCacheIndex implements CacheIndex {
     return { entries: this.#entries, entriesByModel, replicas: this.#replicaCount };
   }
 
+  /** What the last lookup read ahead of its walks: of no use but to keep the reads from being removed. */
+  get touched(): number {
+    return this.#touched;
+  }
+
   /** Bytes of every typed array the index holds; the JS objects (replicas, scopes) are not counted. */
   get arrayBytes(): number {
     return this.#blocks.byteLength + this.#slab.byteLength + this.#holders.byteLength;
   }
 
-  /** The consecutive run of `group` from the head of the resolved chain, or undefined if none. */
+  /** The consecutive run of `group` from the head of the chain, at most `resolved` blocks long. */
   #evaluate(
     group: number,
     resolved: number,
@@ -777,8 +806,7 @@ class CompactCacheIndex implements CacheIndex {
    */
   #fingerprints(prefixes: readonly PrefixEntry[]): Uint32Array {
     const count = prefixes.length;
-    if (this.#keys.length < 2 * count) this.#keys = new Uint32Array(4 * count);
-    const keys = this.#keys;
+    const keys = this.#keys.length >= 2 * count ? this.#keys : this.#growKeys(count);
     const fingerprint = this.#fingerprint;
     for (let i = 0; i < count; i++) {
       const hash = (prefixes[i] as PrefixEntry).prefixHash;
@@ -788,6 +816,12 @@ class CompactCacheIndex implements CacheIndex {
       keys[2 * i + 1] = fingerprint[1] as number;
     }
     return keys;
+  }
+
+  /** Grows `#keys` to hold the fingerprints of `count` prefixes. */
+  #growKeys(count: number): Uint32Array {
+    this.#keys = new Uint32Array(4 * count);
+    return this.#keys;
   }
 
   /** Sets a holder's confirmation tick and tiers. */
@@ -1065,17 +1099,21 @@ interface Candidate {
 }
 
 /** Load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
-function loadOf(candidate: Candidate): number {
-  const { stats } = candidate.replica;
+function loadOf(replica: ReplicaRecord): number {
+  const { stats } = replica;
   return stats === undefined ? 0 : stats.activeRequests + stats.queuedRequests;
 }
 
 /** The order of `compareHints`: higher score, then lower load, then replica id. */
 function ranksBefore(a: Candidate, b: Candidate): boolean {
-  if (a.score !== b.score) return a.score > b.score;
+  return a.score !== b.score ? a.score > b.score : winsTie(a.replica, b.replica);
+}
+
+/** Whether `a` ranks before `b` when their scores are equal: lower load, then replica id. */
+function winsTie(a: ReplicaRecord, b: ReplicaRecord): boolean {
   const load = loadOf(a) - loadOf(b);
   if (load !== 0) return load < 0;
-  return a.replica.id < b.replica.id;
+  return a.id < b.id;
 }
 
 /** Inserts into `best`, kept sorted and at most `limit` long. */

@@ -50,6 +50,9 @@ describe("BlockStore", () => {
               if (o.create) create(k);
               else remove(k);
             }
+            // Often in the middle of a resize, with keys in both tables.
+            const chain = Array.from({ length: 30 }, (_, i): Key => [i % 3, 0, o.from + i]);
+            expectChainAsFound(store, chain);
           }
         }
         expect(store.size).toBe(model.size);
@@ -60,9 +63,32 @@ describe("BlockStore", () => {
         for (let low = 0; low < 7100; low += 97) {
           if (!model.has(`1/1/${low}`)) expect(store.find(1, 1, low)).toBe(NIL);
         }
+        // Chains of stored keys, cut by one that is not stored at varying depths.
+        const stored = [...model.keys()].map(
+          (name) => name.split("/").map(Number) as unknown as Key,
+        );
+        for (let start = 0; start < stored.length; start += 37) {
+          const chain = stored.slice(start, start + 40);
+          const cut = start % 45;
+          if (cut < chain.length) chain.splice(cut, 0, [1, 1, 9999]);
+          expectChainAsFound(store, chain);
+        }
       }),
       { numRuns: 60 },
     );
+  });
+
+  it("finds a chain as one find per key would, up to the first key not stored", () => {
+    const store = new BlockStore();
+    const ids = Array.from({ length: 5000 }, (_, i) => store.create(i % 2, 3, i, 1));
+    const out = new Uint32Array(8);
+    const keys = (lows: number[]) => new Uint32Array(lows.flatMap((low) => [3, low]));
+    expect(store.findChain(0, keys([0, 2, 4, 6]), 4, out)).toBe(4);
+    expect([...out.subarray(0, 4)]).toEqual([ids[0], ids[2], ids[4], ids[6]]);
+    // Key 1 is in scope 1, not 0: the chain stops there.
+    expect(store.findChain(0, keys([8, 1, 10]), 3, out)).toBe(1);
+    expect(out[0]).toBe(ids[8]);
+    expect(store.findChain(1, keys([]), 0, out)).toBe(0);
   });
 
   it("reuses the ids of deleted blocks before making new ones", () => {
@@ -73,3 +99,19 @@ describe("BlockStore", () => {
     expect(new Set(again)).toEqual(new Set(ids));
   });
 });
+
+/** findChain over `chain` returns what a find per key returns, up to the first NIL. */
+function expectChainAsFound(store: BlockStore, chain: readonly Key[]): void {
+  // findChain takes one scope; keys of others are looked up in it too, and mostly miss.
+  const scope = chain[0]?.[0] ?? 0;
+  const keys = new Uint32Array(chain.flatMap(([, high, low]) => [high, low]));
+  const expected: number[] = [];
+  for (const [, high, low] of chain) {
+    const id = store.find(scope, high, low);
+    if (id === NIL) break;
+    expected.push(id);
+  }
+  const out = new Uint32Array(chain.length);
+  const found = store.findChain(scope, keys, chain.length, out);
+  expect([...out.subarray(0, found)]).toEqual(expected);
+}

@@ -652,6 +652,28 @@ export function describeCacheIndexContract(
         expect(ids(index)).toEqual(["pod-a", "pod-b"]);
       });
 
+      it("scores a replica passed over at a deep block by its whole run, not by its head", () => {
+        // Token counts that do not grow with depth, so that a stale deep block can be passed
+        // over while the head block alone would still outscore the best hint.
+        const [head, tail] = chainOf(1, 2) as [Uint8Array, Uint8Array];
+        const chain = [
+          { prefixHash: head, tokenCount: 100 },
+          { prefixHash: tail, tokenCount: 110 },
+        ];
+        index.report(report({ replicaId: "stale-tail", prefixes: chain }));
+        clock.advance(TTL / 2);
+        index.publish(batch([added("cpu", chain)], { replicaId: "on-cpu" })); // 110 x 1 x 0.8
+        index.report(report({ replicaId: "stale-tail", prefixes: chain.slice(0, 1) }));
+        const q = { prefixHashes: [head, tail], maxHints: 1 };
+        // stale-tail: 110 x 0.75 = 82.5 over both blocks; its head alone would score 100.
+        expect(index.lookup(query(q)).hints).toMatchObject([{ replicaId: "on-cpu", score: 88 }]);
+        expect(index.lookup(query({ ...q, maxHints: 2 })).hints[1]).toMatchObject({
+          replicaId: "stale-tail",
+          matchedBlocks: 2,
+          score: 82.5,
+        });
+      });
+
       it("takes the slowest tier of the run, each block at the best tier it is on", () => {
         index.publish(batch([added("gpu"), added("disk", entries(chainOf(1, 2)))]));
         expect(index.lookup(query()).hints[0]?.tier).toBe("gpu");
