@@ -414,7 +414,7 @@ class CompactCacheIndex implements CacheIndex {
         }
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
-        const candidate = this.#evaluate(group, runLimit, liveSince, nowTick, now);
+        const candidate = this.#evaluate(group, runLimit, liveSince, nowTick, now, kth);
         if (candidate !== undefined) insertCandidate(best, candidate, limit);
       }
     }
@@ -536,13 +536,17 @@ class CompactCacheIndex implements CacheIndex {
     return this.#blocks.byteLength + this.#slab.byteLength + this.#holders.byteLength;
   }
 
-  /** The consecutive run of `group` from the head of the chain, at most `resolved` blocks long. */
+  /**
+   * The consecutive run of `group` from the head of the chain, at most `resolved` blocks long, or
+   * undefined if it has none or it would not rank before `kth` (then nothing is allocated).
+   */
   #evaluate(
     group: number,
     resolved: number,
     liveSince: number,
     nowTick: number,
     now: number,
+    kth: Candidate | undefined,
   ): Candidate | undefined {
     const replica = (this.#groups[group] as HolderGroup).replica;
     const keptAlive = replica.liveUntil >= now;
@@ -567,8 +571,14 @@ class CompactCacheIndex implements CacheIndex {
     if (run === 0) return undefined;
     const tokens = this.#blocks.tokensOf(this.#chain[run - 1] as number) & TOKEN_MASK;
     const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
-    const tier = tiers.tierOf(tierMask);
-    return { replica, blocks: run, tokens, freshness, tier, score: tokens * freshness * weight };
+    const score = tokens * freshness * weight;
+    if (
+      kth !== undefined &&
+      (score < kth.score || (score === kth.score && !winsTie(replica, kth.replica)))
+    ) {
+      return undefined;
+    }
+    return { replica, blocks: run, tokens, freshness, tier: tiers.tierOf(tierMask), score };
   }
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
