@@ -351,7 +351,8 @@ class CompactCacheIndex implements CacheIndex {
       const tokens = blocks.tokensOf(block) & TOKEN_MASK;
       if (tokens > tokensSoFar) tokensSoFar = tokens;
       maxTokens[level] = tokensSoFar;
-      touched ^= this.#holders.get(blocks.headOf(block), CONFIRMED);
+      const head = blocks.headOf(block);
+      if (head !== NIL) touched ^= this.#holders.get(head, CONFIRMED);
     }
     this.#touched = touched;
 
@@ -375,8 +376,8 @@ class CompactCacheIndex implements CacheIndex {
       const tokensBound = maxTokens[level] as number;
       const levelBound = tokensBound * maxWeight;
       if (best.length === limit && (best[limit - 1] as Candidate).score > levelBound) break;
-      // Reaching the head block with the hints not yet full, every level below was read in full:
-      // a replica not yet evaluated holds no deeper block of the chain, so its run is the head's.
+      // Reaching the head block with the hints not yet full, every deeper level was read in full:
+      // a replica not yet evaluated holds no deeper block of the chain, so its run is the head.
       const runLimit = level === 0 && best.length < limit ? 1 : resolved;
       for (
         let holder = blocks.headOf(chain[level] as number);
