@@ -79,6 +79,8 @@ describe("an independent publisher (python3-zmq, python3-msgpack)", () => {
       clock: new ManualClock(),
     });
     await waitFor(() => sink.appliedTs.length === 4, `four batches (${stderr})`);
+    // The publisher's report of what it sent can reach us after the batches themselves.
+    await waitFor(() => lines.length > 1, `the publisher's count of batches sent (${stderr})`);
 
     expect(lines[1]).toEqual({ sent: 4 });
     const batches = sink.calls.flatMap((call) => (call.op === "apply" ? [call.batch] : []));
