@@ -335,12 +335,7 @@ class CompactCacheIndex implements CacheIndex {
     const maxTokens = this.#maxTokens;
     const blocks = this.#blocks;
     const keys = this.#keys.length >= 2 * depth ? this.#keys : this.#growKeys(depth);
-    const fingerprint = this.#fingerprint;
-    for (let i = 0; i < depth; i++) {
-      prefixFingerprint(prefixHashes[i] as Uint8Array, fingerprint);
-      keys[2 * i] = fingerprint[0] as number;
-      keys[2 * i + 1] = fingerprint[1] as number;
-    }
+    for (let i = 0; i < depth; i++) prefixFingerprint(prefixHashes[i] as Uint8Array, keys, 2 * i);
     const resolved = blocks.findChain(scheme.id, keys, depth, chain);
     let tokensSoFar = 0;
     // Reading each block's newest holder here, where the reads do not wait on one another, makes
@@ -818,13 +813,9 @@ class CompactCacheIndex implements CacheIndex {
   #fingerprints(prefixes: readonly PrefixEntry[]): Uint32Array {
     const count = prefixes.length;
     const keys = this.#keys.length >= 2 * count ? this.#keys : this.#growKeys(count);
-    const fingerprint = this.#fingerprint;
     for (let i = 0; i < count; i++) {
       const hash = (prefixes[i] as PrefixEntry).prefixHash;
-      if (prefixHashProblem(hash) !== undefined) continue;
-      prefixFingerprint(hash, fingerprint);
-      keys[2 * i] = fingerprint[0] as number;
-      keys[2 * i + 1] = fingerprint[1] as number;
+      if (prefixHashProblem(hash) === undefined) prefixFingerprint(hash, keys, 2 * i);
     }
     return keys;
   }

@@ -1,6 +1,6 @@
 /**
  * Reduces a prefix hash to the 64 bits the compact index keys blocks by, as two unsigned 32-bit
- * halves written to `out[0]` (high) and `out[1]` (low).
+ * halves written to `out[at]` (high) and `out[at + 1]` (low).
  *
  * An 8-byte hash, the form engines publish (vLLM's low 64 bits, SGLang's int64, the trace's ids), is
  * its own fingerprint: no two such hashes share one. Hashes of any other length are folded by two
@@ -8,16 +8,16 @@
  * probability about n^2 / 2^65 for n blocks in one scheme, and would be treated as one block. Hashes
  * are only ever compared within one (tenant, model, scheme), so no collision can cross scopes.
  */
-export function prefixFingerprint(hash: Uint8Array, out: Uint32Array): void {
+export function prefixFingerprint(hash: Uint8Array, out: Uint32Array, at = 0): void {
   const length = hash.length;
   if (length === 8) {
-    out[0] =
+    out[at] =
       (((hash[0] as number) << 24) |
         ((hash[1] as number) << 16) |
         ((hash[2] as number) << 8) |
         (hash[3] as number)) >>>
       0;
-    out[1] =
+    out[at + 1] =
       (((hash[4] as number) << 24) |
         ((hash[5] as number) << 16) |
         ((hash[6] as number) << 8) |
@@ -33,8 +33,8 @@ export function prefixFingerprint(hash: Uint8Array, out: Uint32Array): void {
     low = Math.imul(low ^ byte, 0x5bd1e995);
     low ^= low >>> 15;
   }
-  out[0] = mix32(high) >>> 0;
-  out[1] = mix32(low ^ 0x68e31da4) >>> 0;
+  out[at] = mix32(high) >>> 0;
+  out[at + 1] = mix32(low ^ 0x68e31da4) >>> 0;
 }
 
 /** MurmurHash3's finaliser: every input bit affects every output bit. */
