@@ -31,9 +31,11 @@ export interface GrpcResult {
   /** One call in flight: the latency a single gateway request sees. */
   readonly lookupSerial: PhaseResult;
   readonly noopSerial: PhaseResult;
-  /** Medians of the per-round ratios lookup / no-op. */
+  /** Medians of the per-round ratios lookup / no-op, at `concurrency` calls in flight. */
   readonly cpuRatio: number;
   readonly p50Ratio: number;
+  /** The same ratio of server CPU with one call in flight. */
+  readonly serialCpuRatio: number;
 }
 
 export interface GrpcBenchOptions {
@@ -195,8 +197,8 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
       noopSerial.push(await phase(pid, serialCalls, 1, callNoop));
       lookupSerial.push(await phase(pid, serialCalls, 1, callLookup));
     }
-    const ratios = (pick: (p: PhaseResult) => number) =>
-      median(lookupPhases.map((p, i) => pick(p) / pick(noopPhases[i] as PhaseResult)));
+    const ratios = (pick: (p: PhaseResult) => number, lookup = lookupPhases, noop = noopPhases) =>
+      median(lookup.map((p, i) => pick(p) / pick(noop[i] as PhaseResult)));
     return {
       rounds: options.rounds,
       callsPerPhase: options.callsPerPhase,
@@ -208,6 +210,7 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
       noopSerial: medianPhase(noopSerial),
       cpuRatio: ratios((p) => p.serverCpuUsPerCall),
       p50Ratio: ratios((p) => p.p50Us),
+      serialCpuRatio: ratios((p) => p.serverCpuUsPerCall, lookupSerial, noopSerial),
     };
   } finally {
     client.close();

@@ -202,13 +202,15 @@ gateway's client does per call) and shares the machine's two cores with the serv
 
 One call in flight (the latency one gateway request sees):
 
-| RPC | p50 | p99 |
-|---|---|---|
-| \`LookupRoute\` | ${fmt(grpc.lookupSerial.p50Us)} µs | ${fmt(grpc.lookupSerial.p99Us)} µs |
-| no-op | ${fmt(grpc.noopSerial.p50Us)} µs | ${fmt(grpc.noopSerial.p99Us)} µs |
+| RPC | p50 | p99 | server CPU per call |
+|---|---|---|---|
+| \`LookupRoute\` | ${fmt(grpc.lookupSerial.p50Us)} µs | ${fmt(grpc.lookupSerial.p99Us)} µs | ${fmt(grpc.lookupSerial.serverCpuUsPerCall)} µs |
+| no-op | ${fmt(grpc.noopSerial.p50Us)} µs | ${fmt(grpc.noopSerial.p99Us)} µs | ${fmt(grpc.noopSerial.serverCpuUsPerCall)} µs |
 
 **Ratios, LookupRoute / no-op, same server and run** (median of per-round ratios):
-server CPU per call **${fmt(grpc.cpuRatio)}x**, p50 latency **${fmt(grpc.p50Ratio)}x**.
+server CPU per call **${fmt(grpc.cpuRatio)}x** with ${grpc.concurrency} calls in flight (the figure the
+target is judged on: the stricter one, as the no-op's cost per call falls when calls share the
+server's wake-ups) and ${fmt(grpc.serialCpuRatio)}x with one; p50 latency **${fmt(grpc.p50Ratio)}x**.
 Server CPU (all its threads, from \`/proc/<pid>/task/*/schedstat\`, in nanoseconds) is read around each phase of ${fmt(grpc.callsPerPhase)} calls.
 Absolute figures move with the machine's load; the ratios are the comparable figures.
 `;
@@ -225,7 +227,7 @@ const summary = `| figure | value |
 | Mooncake replay in process: block ops/s (logical ops/s) | ${fmt(replay.blockOpsPerSecond)} (${fmt(replay.opsPerSecond)}) |
 | Mooncake replay over gRPC, one call in flight: block ops/s (logical ops/s); lookup p99 | ${fmt(grpcReplay.blockOpsPerSecond)} (${fmt(grpcReplay.opsPerSecond)}); ${fmt(grpcReplay.lookupP99Us / 1000)} ms |
 | gRPC \`LookupRoute\` p50 / p99, one call in flight (no-op: ${fmt(grpc.noopSerial.p50Us)} µs / ${fmt(grpc.noopSerial.p99Us)} µs) | ${fmt(grpc.lookupSerial.p50Us)} µs / ${fmt(grpc.lookupSerial.p99Us)} µs |
-| **server CPU per call, \`LookupRoute\` / no-op** | **${fmt(grpc.cpuRatio)}x** (${fmt(grpc.lookup.serverCpuUsPerCall)} µs / ${fmt(grpc.noop.serverCpuUsPerCall)} µs) |`;
+| **server CPU per call, \`LookupRoute\` / no-op**, ${grpc.concurrency} calls in flight (one in flight) | **${fmt(grpc.cpuRatio)}x** (${fmt(grpc.lookup.serverCpuUsPerCall)} µs / ${fmt(grpc.noop.serverCpuUsPerCall)} µs); ${fmt(grpc.serialCpuRatio)}x |`;
 const readmePath = repo("README.md");
 const readme = readFileSync(readmePath, "utf8");
 const quoted = readme.replace(
