@@ -3,40 +3,15 @@ import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
-import type { KvEvent } from "../../src/kv-events/kv-event-types.js";
 import type { KvEventStream } from "../../src/kv-stream/kv-event-stream.js";
 import { createZmqKvEventStream } from "../../src/kv-stream/zmq-kv-event-stream.js";
 import { RecordingSink } from "../kv-stream/recording-sink.js";
+import { eventForm } from "../support/kv-event-form.js";
 import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { waitFor } from "../support/wait-for.js";
 
 const PUBLISHER = fileURLToPath(new URL("python/kv_events_publisher.py", import.meta.url));
-
-/** An event as the test states it: hashes in hex, absent fields left out. */
-function eventForm(event: KvEvent): Record<string, unknown> {
-  switch (event.type) {
-    case "BlockStored":
-      return {
-        type: event.type,
-        blockHashes: event.blockHashes.map(blockHashHex),
-        parent: event.parentBlockHash && blockHashHex(event.parentBlockHash),
-        tokenCount: event.tokenCount,
-        blockSize: event.blockSize,
-        medium: event.medium,
-        loraName: event.loraName,
-      };
-    case "BlockRemoved":
-      return {
-        type: event.type,
-        blockHashes: event.blockHashes.map(blockHashHex),
-        medium: event.medium,
-      };
-    case "AllBlocksCleared":
-      return { type: event.type };
-  }
-}
 
 // Debian's python3-zmq and python3-msgpack, installed by `make test` (system-deps): a ZMQ and
 // msgpack stack that shares no code with the sidecar's, publishing the way a vLLM engine does.
@@ -96,38 +71,38 @@ describe("an independent publisher (python3-zmq, python3-msgpack)", () => {
       [
         {
           type: "BlockStored",
-          blockHashes: ["0000000000000001", "0020000000000001", "ffffffffffffffff"],
-          parent: undefined,
-          tokenCount: 48,
-          blockSize: 16,
+          block_hashes: ["0000000000000001", "0020000000000001", "ffffffffffffffff"],
+          parent_block_hash: null,
+          token_count: 48,
+          block_size: 16,
           medium: "GPU",
-          loraName: undefined,
+          lora_name: null,
         },
       ],
       [
         {
           type: "BlockStored",
-          blockHashes: ["ffffffffffffffff"],
-          parent: undefined,
-          tokenCount: 0,
-          blockSize: 16,
+          block_hashes: ["ffffffffffffffff"],
+          parent_block_hash: null,
+          token_count: 0,
+          block_size: 16,
           medium: "CPU",
-          loraName: undefined,
+          lora_name: null,
         },
       ],
       [
-        { type: "BlockRemoved", blockHashes: ["0000000000000001"], medium: "GPU" },
+        { type: "BlockRemoved", block_hashes: ["0000000000000001"], medium: "GPU" },
         { type: "AllBlocksCleared" },
       ],
       [
         {
           type: "BlockStored",
-          blockHashes: ["000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"],
-          parent: undefined,
-          tokenCount: 16,
-          blockSize: 16,
+          block_hashes: ["000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"],
+          parent_block_hash: null,
+          token_count: 16,
+          block_size: 16,
           medium: "GPU",
-          loraName: "sql-lora",
+          lora_name: "sql-lora",
         },
       ],
     ]);

@@ -11,7 +11,8 @@ import {
 } from "../../bench/msgpack-encoder.js";
 import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
 import { decodeKvEventBatch } from "../../src/kv-events/kv-event-decoder.js";
-import type { KvEvent, KvEventBatch } from "../../src/kv-events/kv-event-types.js";
+import type { KvEventBatch } from "../../src/kv-events/kv-event-types.js";
+import { eventForm } from "../support/kv-event-form.js";
 import { hashBytes, kvEventCase } from "./kv-event-arbitraries.js";
 
 const FIXTURES = new URL("../fixtures/vllm-kv-events/", import.meta.url);
@@ -30,30 +31,6 @@ function fixtureForm(batch: KvEventBatch): unknown {
     data_parallel_rank: batch.dataParallelRank ?? null,
     events: batch.events.map(eventForm),
   };
-}
-
-function eventForm(event: KvEvent): unknown {
-  switch (event.type) {
-    case "BlockStored":
-      return {
-        type: event.type,
-        block_hashes: event.blockHashes.map(blockHashHex),
-        parent_block_hash:
-          event.parentBlockHash === undefined ? null : blockHashHex(event.parentBlockHash),
-        token_count: event.tokenCount,
-        block_size: event.blockSize,
-        medium: event.medium,
-        lora_name: event.loraName ?? null,
-      };
-    case "BlockRemoved":
-      return {
-        type: event.type,
-        block_hashes: event.blockHashes.map(blockHashHex),
-        medium: event.medium,
-      };
-    case "AllBlocksCleared":
-      return { type: event.type };
-  }
 }
 
 /** Decodes a payload that must decode, failing with the decoder's message otherwise. */
