@@ -195,7 +195,7 @@ async function main(): Promise<void> {
   logger.info(
     {
       config: describeConfig(config),
-      index: { engine: "map", ...withoutClock(indexOptions.options) },
+      index: { engine: "compact", ...withoutClock(indexOptions.options) },
       grpc: {
         address: formatAddress({ host: config.grpcAddress.host, port: grpcPort }),
         port: grpcPort,
