@@ -1,4 +1,4 @@
-import { BlockStore, HOT_BIT, MAX_BLOCKS, NIL } from "./block-store.js";
+import { BlockStore, CHAIN_WINDOWS, HOT_BIT, MAX_BLOCKS, NIL } from "./block-store.js";
 import type { CacheIndex } from "./cache-index.js";
 import {
   type CacheIndexOptions,
@@ -330,13 +330,22 @@ class CompactCacheIndex implements CacheIndex {
       }
     }
 
-    // Resolve the chain once. No replica's run can pass the first block nobody holds.
+    // Resolve the chain once, window by window (see CHAIN_WINDOWS): no replica's run can pass the
+    // first block nobody holds, and a chain that stops early is not fingerprinted to its end.
     const chain = this.#chain;
     const maxTokens = this.#maxTokens;
     const blocks = this.#blocks;
     const keys = this.#keys.length >= 2 * depth ? this.#keys : this.#growKeys(depth);
-    for (let i = 0; i < depth; i++) prefixFingerprint(prefixHashes[i] as Uint8Array, keys, 2 * i);
-    const resolved = blocks.findChain(scheme.id, keys, depth, chain);
+    let resolved = 0;
+    for (let size = CHAIN_WINDOWS.first; resolved < depth; size = 2 * size) {
+      const start = resolved;
+      const end = Math.min(depth, start + Math.min(size, CHAIN_WINDOWS.max));
+      for (let i = start; i < end; i++) {
+        prefixFingerprint(prefixHashes[i] as Uint8Array, keys, 2 * i);
+      }
+      resolved = blocks.findChain(scheme.id, keys, start, end, chain);
+      if (resolved < end) break;
+    }
     let tokensSoFar = 0;
     // Reading each block's newest holder here, where the reads do not wait on one another, makes
     // the walks below cache hits (as findChain does for the blocks).
@@ -410,7 +419,16 @@ class CompactCacheIndex implements CacheIndex {
         }
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
-        const candidate = this.#evaluate(group, runLimit, liveSince, nowTick, now, kth);
+        const candidate = this.#evaluate(
+          group,
+          runLimit,
+          level,
+          holder,
+          liveSince,
+          nowTick,
+          now,
+          kth,
+        );
         if (candidate !== undefined) insertCandidate(best, candidate, limit);
       }
     }
@@ -535,10 +553,14 @@ class CompactCacheIndex implements CacheIndex {
   /**
    * The consecutive run of `group` from the head of the chain, at most `resolved` blocks long, or
    * undefined if it has none or it would not rank before `kth` (then nothing is allocated).
+   * `known` is the group's holder of the block at `knownLevel` (below `resolved`), met by the
+   * caller: that block needs no probe.
    */
   #evaluate(
     group: number,
     resolved: number,
+    knownLevel: number,
+    known: number,
     liveSince: number,
     nowTick: number,
     now: number,
@@ -552,7 +574,7 @@ class CompactCacheIndex implements CacheIndex {
     let weight = Number.POSITIVE_INFINITY;
     let tierMask = GPU;
     for (; run < resolved; run++) {
-      const holder = this.#holderOf(this.#chain[run] as number, group);
+      const holder = run === knownLevel ? known : this.#holderOf(this.#chain[run] as number, group);
       if (holder === NIL) break;
       const word = this.#holders.get(holder, CONFIRMED);
       const confirmed = word & TICK_MASK;

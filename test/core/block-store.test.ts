@@ -83,12 +83,16 @@ describe("BlockStore", () => {
     const ids = Array.from({ length: 5000 }, (_, i) => store.create(i % 2, 3, i, 1));
     const out = new Uint32Array(8);
     const keys = (lows: number[]) => new Uint32Array(lows.flatMap((low) => [3, low]));
-    expect(store.findChain(0, keys([0, 2, 4, 6]), 4, out)).toBe(4);
+    expect(store.findChain(0, keys([0, 2, 4, 6]), 0, 4, out)).toBe(4);
     expect([...out.subarray(0, 4)]).toEqual([ids[0], ids[2], ids[4], ids[6]]);
     // Key 1 is in scope 1, not 0: the chain stops there.
-    expect(store.findChain(0, keys([8, 1, 10]), 3, out)).toBe(1);
+    expect(store.findChain(0, keys([8, 1, 10]), 0, 3, out)).toBe(1);
     expect(out[0]).toBe(ids[8]);
-    expect(store.findChain(1, keys([]), 0, out)).toBe(0);
+    expect(store.findChain(1, keys([]), 0, 0, out)).toBe(0);
+    // A later window: keys 2 and 3 of the chain, stopping at key 3.
+    out.fill(0);
+    expect(store.findChain(0, keys([0, 2, 4, 1, 6]), 2, 5, out)).toBe(3);
+    expect([...out.subarray(0, 3)]).toEqual([0, 0, ids[4]]);
   });
 
   it("reuses the ids of deleted blocks before making new ones", () => {
@@ -112,6 +116,13 @@ function expectChainAsFound(store: BlockStore, chain: readonly Key[]): void {
     expected.push(id);
   }
   const out = new Uint32Array(chain.length);
-  const found = store.findChain(scope, keys, chain.length, out);
+  // In windows of 1, 2, 3... keys, as a lookup goes in growing windows.
+  let found = 0;
+  for (let size = 1; found < chain.length; size++) {
+    const end = Math.min(chain.length, found + size);
+    const stop = store.findChain(scope, keys, found, end, out);
+    found = stop;
+    if (stop < end) break;
+  }
   expect([...out.subarray(0, found)]).toEqual(expected);
 }

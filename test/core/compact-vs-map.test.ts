@@ -19,7 +19,9 @@ const BRANCHES = [
   [0, 1, 2, 30, 31],
   [0, 10, 11, 12],
   [0, 1, 20, 21, 22, 23, 24],
-] as const;
+  // Long enough that a lookup resolves it in several windows (see CHAIN_WINDOWS).
+  [0, 1, 2, 3, 4, 5, ...Array.from({ length: 34 }, (_, i) => 40 + i)],
+];
 
 /**
  * A chain announced block by block with parents (chain-stored events), with block size 16: hash
@@ -36,7 +38,7 @@ function entriesOf(ids: readonly number[]): PrefixEntry[] {
 const replica = fc.integer({ min: 0, max: 69 }).map((n) => `r${n}`);
 const tier = fc.constantFrom(undefined, "gpu" as const, "cpu" as const, "disk" as const);
 const chain = fc
-  .tuple(fc.constantFrom(...BRANCHES), fc.integer({ min: 1, max: 7 }))
+  .tuple(fc.constantFrom(...BRANCHES), fc.integer({ min: 1, max: 40 }))
   .map(([branch, length]): number[] => branch.slice(0, length));
 const operation = fc.oneof(
   {
