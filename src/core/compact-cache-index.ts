@@ -337,9 +337,13 @@ class CompactCacheIndex implements CacheIndex {
     const blocks = this.#blocks;
     const keys = this.#keys.length >= 2 * depth ? this.#keys : this.#growKeys(depth);
     let resolved = 0;
-    for (let size = CHAIN_WINDOWS.first; resolved < depth; size = 2 * size) {
+    for (
+      let size: number = CHAIN_WINDOWS.first;
+      resolved < depth;
+      size = Math.min(2 * size, CHAIN_WINDOWS.max)
+    ) {
       const start = resolved;
-      const end = Math.min(depth, start + Math.min(size, CHAIN_WINDOWS.max));
+      const end = Math.min(depth, start + size);
       for (let i = start; i < end; i++) {
         prefixFingerprint(prefixHashes[i] as Uint8Array, keys, 2 * i);
       }

@@ -120,9 +120,8 @@ function expectChainAsFound(store: BlockStore, chain: readonly Key[]): void {
   let found = 0;
   for (let size = 1; found < chain.length; size++) {
     const end = Math.min(chain.length, found + size);
-    const stop = store.findChain(scope, keys, found, end, out);
-    found = stop;
-    if (stop < end) break;
+    found = store.findChain(scope, keys, found, end, out);
+    if (found < end) break;
   }
   expect([...out.subarray(0, found)]).toEqual(expected);
 }
