@@ -555,14 +555,14 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   /**
-   * The consecutive run of `group` from the head of the chain, at most `resolved` blocks long, or
+   * The consecutive run of `group` from the head of the chain, at most `runLimit` blocks long, or
    * undefined if it has none or it would not rank before `kth` (then nothing is allocated).
-   * `known` is the group's holder of the block at `knownLevel` (below `resolved`), met by the
+   * `known` is the group's holder of the block at `knownLevel` (below `runLimit`), met by the
    * caller: that block needs no probe.
    */
   #evaluate(
     group: number,
-    resolved: number,
+    runLimit: number,
     knownLevel: number,
     known: number,
     liveSince: number,
@@ -577,7 +577,7 @@ class CompactCacheIndex implements CacheIndex {
     let oldest = Number.POSITIVE_INFINITY;
     let weight = Number.POSITIVE_INFINITY;
     let tierMask = GPU;
-    for (; run < resolved; run++) {
+    for (; run < runLimit; run++) {
       const holder = run === knownLevel ? known : this.#holderOf(this.#chain[run] as number, group);
       if (holder === NIL) break;
       const word = this.#holders.get(holder, CONFIRMED);
