@@ -95,6 +95,36 @@ describe("BlockStore", () => {
     expect([...out.subarray(0, 3)]).toEqual([0, 0, ids[4]]);
   });
 
+  it("finds a chain stored beside itself without taking a neighbour's key for the one asked", () => {
+    const store = new BlockStore();
+    const keys = (lows: number[]) => new Uint32Array(lows.flatMap((low) => [0, low]));
+    const out = new Uint32Array(8);
+    // Created deepest first, as a write creates a chain: ids descend along the chain.
+    const [c, b, a] = [12, 11, 10].map((low) => store.create(0, 0, low, 1)) as [
+      number,
+      number,
+      number,
+    ];
+    expect(store.findChain(0, keys([10, 11, 12]), 0, 3, out)).toBe(3);
+    expect([...out.subarray(0, 3)]).toEqual([a, b, c]);
+    // Ascending ids are found beside their predecessor too.
+    expect(store.findChain(0, keys([12, 11, 10]), 0, 3, out)).toBe(3);
+    expect([...out.subarray(0, 3)]).toEqual([c, b, a]);
+    // A neighbour with the same hash in another scope is not the block asked for.
+    const otherScope = store.create(1, 0, 13, 1);
+    expect(store.findChain(0, keys([12, 13]), 0, 2, out)).toBe(1);
+    expect(store.findChain(1, keys([13]), 0, 1, out)).toBe(1);
+    expect(out[0]).toBe(otherScope);
+    // A deleted neighbour is not found, and its id, reused by another key, holds that key only.
+    store.delete(b);
+    expect(store.findChain(0, keys([10, 11, 12]), 0, 3, out)).toBe(1);
+    const reused = store.create(0, 0, 99, 1);
+    expect(reused).toBe(b);
+    expect(store.findChain(0, keys([10, 11]), 0, 2, out)).toBe(1);
+    expect(store.findChain(0, keys([10, 99, 12]), 0, 3, out)).toBe(3);
+    expect([...out.subarray(0, 3)]).toEqual([a, reused, c]);
+  });
+
   it("reuses the ids of deleted blocks before making new ones", () => {
     const store = new BlockStore();
     const ids = Array.from({ length: 10 }, (_, i) => store.create(0, 0, i, 1));
