@@ -41,8 +41,9 @@ const CAPACITIES = [256, 1024, 4096] as const;
  * Both prefix-aware policies skip an overloaded replica (see isOverloaded), so that they differ
  * only in what they know. Without a guard the approximate policy sends every request to one
  * replica: block 0 is in every chain, and the first replica to get it matches it alone.
+ * `SIMULATE_OVERLOAD_FACTOR` sets it (a number above 0). @default 2
  */
-const OVERLOAD_FACTOR = 2;
+const OVERLOAD_FACTOR = overloadFactor(process.env.SIMULATE_OVERLOAD_FACTOR);
 const RANDOM_SEED = 1;
 
 const POLICIES: readonly ((context: PolicyContext) => RoutingPolicy)[] = [
@@ -53,6 +54,15 @@ const POLICIES: readonly ((context: PolicyContext) => RoutingPolicy)[] = [
   ({ index, scope, replicaIds }) =>
     createIndexHintsPolicy({ index, scope, replicaIds, overloadFactor: OVERLOAD_FACTOR }),
 ];
+
+function overloadFactor(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 2;
+  const factor = Number(raw);
+  if (!(Number.isFinite(factor) && factor > 0)) {
+    throw new RangeError(`SIMULATE_OVERLOAD_FACTOR must be a number above 0, got ${raw}`);
+  }
+  return factor;
+}
 
 const trace = loadTrace(repo("bench/data/mooncake-conversation.jsonl"));
 const requests = routableRequests(trace);
@@ -160,7 +170,8 @@ blocks to reuse 27% of blocks and ~64k for the trace's 37% ceiling, so the fleet
 - **index-hints**: \`LookupRoute\`'s top hint; with no hint, the least loaded.
 
 Both prefix-aware policies fall back to the least loaded when their pick is overloaded: more than
-${OVERLOAD_FACTOR}x the fleet's mean requests in flight (the mean floored at 1), the hinted replica's
+${OVERLOAD_FACTOR}x the fleet's mean requests in flight (the mean floored at 1; \`SIMULATE_OVERLOAD_FACTOR\`
+sets the factor, 2 by default), the hinted replica's
 load read from the hint's stats. The guard is the same for both so that they differ only in what
 they know. Without it the approximate policy sends every request to one replica (load imbalance
 equal to the fleet size): block 0 is in every chain, and the first replica sent it matches it alone.
