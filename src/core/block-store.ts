@@ -34,6 +34,12 @@ const MIGRATE_STEP = 32;
  * Freed block ids are reused before new ones, so memory is reused as blocks come and go.
  */
 export class BlockStore {
+  /**
+   * Mixed into every key's hash. Unknown to clients, so that they cannot choose prefix hashes that
+   * pile up in one slot of the table (every scope shares it): a long run there would slow every
+   * write and lookup, and a run of more than MAX_DISTANCE entries makes the table grow.
+   */
+  readonly #seed: number;
   /** One record per block: HIGH, LOW, SCOPE, HEAD, TOKENS. */
   readonly #records = new PagedRecords(5);
   #nextFresh = 0;
@@ -50,6 +56,11 @@ export class BlockStore {
   #warmSlots = new Uint32Array(64);
   /** What warm() read ahead, kept so that the reads are not optimised away. */
   #warmed = 0;
+
+  /** @param seed Mixed into the key hashes. @default a random 32-bit value */
+  constructor(seed: number = randomSeed()) {
+    this.#seed = seed >>> 0;
+  }
 
   /** The first holder of the block's recency-ordered holder list, or NIL. */
   headOf(block: number): number {
@@ -81,7 +92,7 @@ export class BlockStore {
 
   /** The block for (scope, fingerprint), or {@link NIL}. Cost: O(1) expected. */
   find(scope: number, high: number, low: number): number {
-    const hash = keyHash(scope, high, low);
+    const hash = keyHash(this.#seed, scope, high, low);
     const found = this.#probe(this.#table, hash, scope, high, low);
     if (found !== NIL || this.#old === undefined) return found;
     return this.#probe(this.#old, hash, scope, high, low);
@@ -156,18 +167,23 @@ export class BlockStore {
       this.#migrate(Number.POSITIVE_INFINITY);
       this.#resize();
     }
-    this.#insert(keyHash(scope, high, low), id);
+    try {
+      this.#insert(keyHash(this.#seed, scope, high, low), id);
+    } catch (error) {
+      // The block never made it into the table: forget its record too (see #insert).
+      this.#records.set(id, SCOPE, NIL);
+      this.#records.set(id, HEAD, this.#freeList);
+      this.#freeList = id;
+      this.#live--;
+      throw error;
+    }
     this.#migrate(MIGRATE_STEP);
     return id;
   }
 
   /** Deletes a block that has no holders left; its id is reused. */
   delete(id: number): void {
-    const hash = keyHash(
-      this.#records.get(id, SCOPE),
-      this.#records.get(id, HIGH),
-      this.#records.get(id, LOW),
-    );
+    const hash = this.#hashOf(id);
     if (this.#eraseShifting(hash, id)) this.#used--;
     else if (this.#old !== undefined) this.#erase(this.#old, hash, id);
     // No key matches a free record (see #holdsKey); create() sets SCOPE again.
@@ -196,7 +212,7 @@ export class BlockStore {
     const capacity = table.length;
     const slots = this.#warmSlots.length >= count ? this.#warmSlots : this.#growWarm(count);
     for (let i = 0; i < count; i++) {
-      const hash = keyHash(scope, keys[2 * i] as number, keys[2 * i + 1] as number);
+      const hash = keyHash(this.#seed, scope, keys[2 * i] as number, keys[2 * i + 1] as number);
       slots[i] = table[homeSlot(hash, capacity)] as number;
     }
     let touched = 0;
@@ -253,25 +269,27 @@ export class BlockStore {
   }
 
   /**
-   * Inserts `id` (not present) into the current table, displacing entries nearer their home, and
-   * returns false when a distance would outgrow its bits (the caller grows the table).
+   * Inserts `entry` (a block id + 1, not present) into `table`, displacing entries nearer their
+   * home (Robin Hood). Returns 0 once every entry has a slot, or else the entry it is left
+   * carrying when a distance would outgrow its bits: that entry, `entry` itself or one it
+   * displaced, is then in no table, and the caller must place it (in a larger table).
    */
-  #place(table: Uint32Array, hash: number, id: number): boolean {
+  #place(table: Uint32Array, hash: number, entry: number): number {
     const capacity = table.length;
     let slot = homeSlot(hash, capacity);
-    let carried = id + 1;
+    let carried = entry;
     for (let distance = 0; ; distance++) {
-      if (distance > MAX_DISTANCE) return false;
-      const entry = table[slot] as number;
-      if (entry === EMPTY) {
+      if (distance > MAX_DISTANCE) return carried;
+      const current = table[slot] as number;
+      if (current === EMPTY) {
         table[slot] = ((distance << ID_BITS) | carried) >>> 0;
-        return true;
+        return 0;
       }
-      const entryDistance = entry >>> ID_BITS;
-      if (entryDistance < distance) {
+      const currentDistance = current >>> ID_BITS;
+      if (currentDistance < distance) {
         table[slot] = ((distance << ID_BITS) | carried) >>> 0;
-        carried = entry & ID_MASK;
-        distance = entryDistance;
+        carried = current & ID_MASK;
+        distance = currentDistance;
       }
       slot = slot + 1 === capacity ? 0 : slot + 1;
     }
@@ -333,14 +351,36 @@ export class BlockStore {
     this.#used = 0;
   }
 
-  /** Inserts into the current table; on a distance overflow (never seen), grows it first. */
+  /**
+   * Inserts into the current table. A run longer than MAX_DISTANCE slots grows the table, which
+   * splits the run, and the entry left over is placed in the larger one. With seeded hashes that
+   * takes dozens of keys with nearly equal hashes, so it is not seen in practice; should it
+   * persist through MAX_GROWTHS doublings (keys crafted with the seed in hand), the write fails
+   * rather than grow without end.
+   */
   #insert(hash: number, id: number): void {
-    while (!this.#place(this.#table, hash, id)) {
+    let carried = this.#place(this.#table, hash, id + 1);
+    for (let growths = 0; carried !== 0; growths++) {
+      if (growths === MAX_GROWTHS) {
+        throw new RangeError(`more than ${MAX_DISTANCE} blocks hash to one slot of the table`);
+      }
+      // `carried` is in no table: the drain below cannot move it, and it is placed after.
       this.#migrate(Number.POSITIVE_INFINITY);
       this.#resize(this.#table.length * 2);
       this.#migrate(Number.POSITIVE_INFINITY);
+      carried = this.#place(this.#table, this.#hashOf(carried - 1), carried);
     }
     this.#used++;
+  }
+
+  /** The table hash of block `id`'s key. */
+  #hashOf(id: number): number {
+    return keyHash(
+      this.#seed,
+      this.#records.get(id, SCOPE),
+      this.#records.get(id, HIGH),
+      this.#records.get(id, LOW),
+    );
   }
 
   #migrate(slots: number): void {
@@ -352,14 +392,7 @@ export class BlockStore {
       if (entry === EMPTY || (entry & ID_MASK) === TOMBSTONE_ID) continue;
       const id = (entry & ID_MASK) - 1;
       this.#migrateAt = slot + 1;
-      this.#insert(
-        keyHash(
-          this.#records.get(id, SCOPE),
-          this.#records.get(id, HIGH),
-          this.#records.get(id, LOW),
-        ),
-        id,
-      );
+      this.#insert(this.#hashOf(id), id);
       if (this.#old !== old) return;
     }
     this.#migrateAt = end;
@@ -375,6 +408,8 @@ const ID_BITS = 26;
 const ID_MASK = (1 << ID_BITS) - 1;
 const TOMBSTONE_ID = ID_MASK;
 const MAX_DISTANCE = 63;
+/** Doublings one insert may cause before it gives up (see `#insert`). */
+const MAX_GROWTHS = 4;
 /** The most blocks the store holds: ids + 1 fit 26 bits, all ones being the tombstone. */
 export const MAX_BLOCKS = ID_MASK - 2;
 
@@ -386,6 +421,11 @@ function homeSlot(hash: number, capacity: number): number {
 /** The high bit of a block's `tokens`: the block has many holders and is indexed per replica. */
 export const HOT_BIT = 0x80000000;
 
-function keyHash(scope: number, high: number, low: number): number {
-  return mix32(low ^ mix32(high ^ mix32(scope + 0x9e3779b9)));
+function keyHash(seed: number, scope: number, high: number, low: number): number {
+  return mix32(low ^ mix32(high ^ mix32((scope + 0x9e3779b9) ^ seed)));
+}
+
+/** A seed for {@link BlockStore}: kept from the index's clients, not from the process. */
+function randomSeed(): number {
+  return Math.floor(Math.random() * 4294967296);
 }

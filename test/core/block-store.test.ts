@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BlockStore, NIL } from "../../src/core/block-store.js";
+import { mix32 } from "../../src/core/prefix-fingerprint.js";
 
 type Key = readonly [scope: number, high: number, low: number];
 
@@ -154,4 +155,64 @@ function expectChainAsFound(store: BlockStore, chain: readonly Key[]): void {
     if (found < end) break;
   }
   expect([...out.subarray(0, found)]).toEqual(expected);
+}
+
+describe("BlockStore with keys chosen to share a slot", () => {
+  const SEED = 0x5eed;
+
+  it("keeps every block findable when a run from one slot outgrows the probe distance", () => {
+    const store = new BlockStore(SEED);
+    // At the first table size (1024 slots) Z and C start at slot 0 and the 64 keys A at slot 1,
+    // so C's insert pushes the A run past the longest distance a slot records; at 2048 slots the
+    // A keys split over slots 2 and 3.
+    const z = keyWithHash(SEED, 0, 0x0000_0001, 1);
+    const a = Array.from({ length: 64 }, (_, i) =>
+      keyWithHash(SEED, 0, (1 << 22) | ((i & 1) << 21) | i, 100 + i),
+    );
+    const c = keyWithHash(SEED, 0, 0x0000_0002, 2);
+    const all = [z, ...a, c];
+    const ids = all.map(([high, low]) => store.create(0, high, low, 1));
+    expect(all.map(([high, low]) => store.find(0, high, low))).toEqual(ids);
+    expect(store.size).toBe(66);
+  });
+
+  it("refuses a block rather than grow without end when more than 63 keys share one hash", () => {
+    const store = new BlockStore(SEED);
+    const keys = Array.from({ length: 65 }, (_, i) => keyWithHash(SEED, 0, 0x1234_5678, 1 + i));
+    const ids = keys.slice(0, 64).map(([high, low]) => store.create(0, high, low, 1));
+    const [high, low] = keys[64] as [number, number];
+    expect(() => store.create(0, high, low, 1)).toThrow(RangeError);
+    // Nothing half-made: the refused key is not stored, the others still are.
+    expect(store.size).toBe(64);
+    expect(store.find(0, high, low)).toBe(NIL);
+    expect(keys.slice(0, 64).map(([h, l]) => store.find(0, h, l))).toEqual(ids);
+  });
+
+  it("spreads the same keys over the table under another seed", () => {
+    const store = new BlockStore(SEED + 1);
+    const keys = Array.from({ length: 200 }, (_, i) => keyWithHash(SEED, 0, 0x1234_5678, 1 + i));
+    const ids = keys.map(([high, low]) => store.create(0, high, low, 1));
+    expect(keys.map(([high, low]) => store.find(0, high, low))).toEqual(ids);
+  });
+});
+
+/**
+ * A key (high, low) in `scope` whose table hash under `seed` is `hash`: what a client who knew the
+ * seed could send. Mirrors BlockStore's key hash, inverting its last mix.
+ */
+function keyWithHash(seed: number, scope: number, hash: number, high: number): [number, number] {
+  const scopeMix = mix32(((scope + 0x9e3779b9) ^ seed) >>> 0);
+  const low = (unmix32(hash >>> 0) ^ mix32((high ^ scopeMix) >>> 0)) >>> 0;
+  return [high, low];
+}
+
+/** The inverse of `mix32`. */
+function unmix32(value: number): number {
+  let h = value >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7ed1b41d) >>> 0; // the inverse of 0xc2b2ae35 modulo 2^32
+  h = (h ^ (h >>> 13) ^ (h >>> 26)) >>> 0;
+  h = Math.imul(h, 0xa5cb9243) >>> 0; // the inverse of 0x85ebca6b
+  h ^= h >>> 16;
+  return h >>> 0;
 }
