@@ -60,7 +60,8 @@ export interface CacheIndex {
   keepAlive(replica: ReplicaRef, until: number): void;
 
   /**
-   * Removes expired entries (oldest first), confirming again instead those of replicas kept alive,
+   * Removes expired entries (oldest first), confirming again instead those of replicas kept alive
+   * (which counts as hearing from the replica),
    * then replicas silent past the TTL that hold nothing, and scopes left empty: `budget` entries
    * and replicas at most. Cost: O(budget).
    */

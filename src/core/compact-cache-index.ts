@@ -16,6 +16,7 @@ import {
   nameProblem,
   prefixHashProblem,
   problemError,
+  tokenCountOf,
 } from "./request-validation.js";
 import { checkRouteQuery, copyStats, noHint } from "./route-query-check.js";
 import { ALL_TIERS, TierWeights, tierBit } from "./tier-weights.js";
@@ -506,6 +507,9 @@ class CompactCacheIndex implements CacheIndex {
         this.#confirm(oldest, tick, word >>> TIER_SHIFT);
         this.#moveToNewest(oldest);
         this.#moveToBlockFront(oldest, this.#blockOf(oldest, group));
+        // Its stream vouched for it: the replica counts as heard from, which keeps the order
+        // below true (an entry is never confirmed after its replica was last seen).
+        this.#markSeen(group.replica, now);
         renewedEntries++;
       } else {
         this.#removeHolder(oldest);
@@ -652,7 +656,7 @@ class CompactCacheIndex implements CacheIndex {
       }
       accepted++;
       group ??= this.#groupFor(replica, schemeName);
-      const tokens = Math.min(prefix.tokenCount, TOKEN_MASK);
+      const tokens = Math.min(tokenCountOf(prefix.tokenCount), TOKEN_MASK);
       const high = keys[2 * i] as number;
       const low = keys[2 * i + 1] as number;
       let block = blocks.find(group.scheme.id, high, low);
@@ -994,15 +998,25 @@ class CompactCacheIndex implements CacheIndex {
       };
       scope.replicas.set(id, replica);
       this.#replicaCount++;
+      this.#appendLoudest(replica);
     } else {
-      replica.lastSeenAt = now;
-      this.#detachReplica(replica);
+      this.#markSeen(replica, now);
     }
+    return replica;
+  }
+
+  /** Marks a known replica heard from at `now`: it moves to the loud end of the replica order. */
+  #markSeen(replica: ReplicaRecord, now: number): void {
+    replica.lastSeenAt = now;
+    this.#detachReplica(replica);
+    this.#appendLoudest(replica);
+  }
+
+  #appendLoudest(replica: ReplicaRecord): void {
     replica.quieter = this.#loudest;
     if (this.#loudest === undefined) this.#quietest = replica;
     else this.#loudest.louder = replica;
     this.#loudest = replica;
-    return replica;
   }
 
   /** Forgets a replica that holds nothing, and its (tenant, model) once that is empty. */

@@ -36,6 +36,15 @@ export function problemError(problem: FieldProblem): IndexError {
   return new IndexError("invalid-argument", problem.field, problem.message);
 }
 
+/**
+ * A reported token count as the index keeps it: whole tokens, and 0 (unknown, see the contract)
+ * for anything that is not a positive number, so that a negative or NaN count from a caller of
+ * the core can neither pass for a count nor corrupt the flags stored beside it.
+ */
+export function tokenCountOf(count: number): number {
+  return count > 0 ? Math.floor(count) : 0;
+}
+
 /** Why a prefix hash is unusable, or undefined when it is fine. */
 export function prefixHashProblem(hash: PrefixHash): DropReason | undefined {
   if (hash.length === 0) return "prefix-hash-empty";

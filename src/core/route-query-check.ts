@@ -9,7 +9,8 @@ export interface EvaluatedChain {
 }
 
 /**
- * Checks a lookup before any engine reads its index: names, scheme, and every evaluated hash.
+ * Checks a lookup before any engine reads its index: names, scheme, max_hints, and every evaluated
+ * hash.
  * Returns the answer for a query that cannot be evaluated, or how much of the chain to evaluate.
  * Cost: O(evaluated blocks).
  */
@@ -26,6 +27,11 @@ export function checkRouteQuery(
   }
   if (query.hashScheme === "") {
     return { answer: noHint("hash-scheme-missing", "", 0, false, "hash_scheme is required") };
+  }
+  const { maxHints } = query;
+  if (!(Number.isInteger(maxHints) && maxHints >= 0)) {
+    const message = `max_hints must be a non-negative integer, got ${maxHints}`;
+    return { answer: noHint("invalid-request", "max_hints", 0, false, message) };
   }
   const { prefixHashes } = query;
   if (prefixHashes.length === 0) {

@@ -242,7 +242,10 @@ export interface ReplicaState {
   readonly replicaId: ReplicaId;
   readonly stats: ReplicaStats | undefined;
   readonly prefixCount: number;
-  /** When it was last heard from, on the index's clock. */
+  /**
+   * When it was last heard from, on the index's clock: a report, a batch, or a sweep renewing its
+   * entries while it is kept alive.
+   */
   readonly lastSeenAt: number;
 }
 

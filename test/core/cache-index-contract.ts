@@ -116,6 +116,21 @@ export function describeCacheIndexContract(
         expect(answer.chainTruncated).toBe(false);
       });
 
+      it("takes a negative or NaN token count for unknown", () => {
+        index.report(report());
+        const bad = chainOf(1, 4).map((prefixHash, i) => ({
+          prefixHash,
+          tokenCount: i % 2 === 0 ? -1 : Number.NaN,
+        }));
+        index.report(report({ prefixes: bad }));
+        index.report(report());
+        expect(index.size().entries).toBe(4);
+        expect(index.lookup(query()).hints[0]).toMatchObject({
+          matchedBlocks: 4,
+          matchedTokens: 64,
+        });
+      });
+
       it("treats a report as a delta: a prefix absent from a later report stays", () => {
         index.report(report());
         index.report(report({ prefixes: entries(chainOf(1, 2)) }));
@@ -506,6 +521,9 @@ export function describeCacheIndexContract(
         ["prefix_hashes[1]", { prefixHashes: [hashOf(1), new Uint8Array(0)] }, "invalid-request"],
         ["prefix_hashes[0]", { prefixHashes: [new Uint8Array(65)] }, "invalid-request"],
         ["", { hashScheme: "" }, "hash-scheme-missing"],
+        ["max_hints", { maxHints: 1.5 }, "invalid-request"],
+        ["max_hints", { maxHints: -1 }, "invalid-request"],
+        ["max_hints", { maxHints: Number.NaN }, "invalid-request"],
       ] as const)(
         "answers a lookup with a bad %s with a reason, not an error",
         (field, q, reason) => {
@@ -826,6 +844,21 @@ export function describeCacheIndexContract(
         clock.advance(TTL + 1);
         expect(ids(index)).toEqual(["pod-a"]);
         expect(index.sweep(1_000)).toMatchObject({ expiredEntries: 4, renewedEntries: 4 });
+      });
+
+      it("still forgets silent replicas holding nothing while a live one's entries are renewed", () => {
+        index.report(report());
+        // pod-b says only that it exists, then falls silent.
+        index.report(report({ replicaId: "pod-b", prefixes: [] }));
+        for (let step = 0; step < 6; step++) {
+          index.keepAlive(ref, clock.now() + 2 * TTL);
+          clock.advance(TTL / 2);
+          index.sweep(1_000);
+        }
+        const state = index.describe({ tenant: "acme", model: "llama-3-8b" });
+        expect(state.replicas.map((r) => r.replicaId)).toEqual(["pod-a"]);
+        // The renewals count as hearing from pod-a.
+        expect(clock.now() - (state.replicas[0]?.lastSeenAt ?? 0)).toBeLessThanOrEqual(TTL / 2);
       });
 
       it("ignores keep-alives for a replica it does not know", () => {

@@ -12,6 +12,7 @@ import {
   nameProblem,
   prefixHashProblem,
   problemError,
+  tokenCountOf,
 } from "../../src/core/request-validation.js";
 import { checkRouteQuery, copyStats, noHint } from "../../src/core/route-query-check.js";
 import { ALL_TIERS, TierWeights, tierBit } from "../../src/core/tier-weights.js";
@@ -361,6 +362,7 @@ class MapCacheIndex implements CacheIndex {
       if (oldest.replica.liveUntil >= now) {
         oldest.confirmedAt = now;
         this.#moveToNewest(oldest);
+        this.#markSeen(oldest.replica, now);
         renewedEntries++;
       } else {
         this.#unlinkHolder(oldest);
@@ -432,8 +434,9 @@ class MapCacheIndex implements CacheIndex {
         table.prefixes.set(key, holders);
       }
       // The count belongs to the block, as in the compact engine: the last known one, every holder.
-      if (prefix.tokenCount !== 0) {
-        for (const other of holders.values()) other.tokenCount = prefix.tokenCount;
+      const reportedTokens = tokenCountOf(prefix.tokenCount);
+      if (reportedTokens !== 0) {
+        for (const other of holders.values()) other.tokenCount = reportedTokens;
       }
       const known = holders.get(replica.id);
       if (known !== undefined) {
@@ -452,7 +455,7 @@ class MapCacheIndex implements CacheIndex {
         this.#unlinkHolder(this.#oldest);
       }
       // An unknown count takes the block's, as every other holder knows it.
-      let tokenCount = prefix.tokenCount;
+      let tokenCount = reportedTokens;
       if (tokenCount === 0) tokenCount = holders.values().next().value?.tokenCount ?? 0;
       const holder: Holder = {
         replica,
@@ -596,15 +599,25 @@ class MapCacheIndex implements CacheIndex {
       };
       scope.replicas.set(id, replica);
       this.#replicaCount++;
+      this.#appendLoudest(replica);
     } else {
-      replica.lastSeenAt = now;
-      this.#detachReplica(replica);
+      this.#markSeen(replica, now);
     }
+    return replica;
+  }
+
+  /** Marks a known replica heard from at `now`: it moves to the loud end of the replica order. */
+  #markSeen(replica: ReplicaRecord, now: number): void {
+    replica.lastSeenAt = now;
+    this.#detachReplica(replica);
+    this.#appendLoudest(replica);
+  }
+
+  #appendLoudest(replica: ReplicaRecord): void {
     replica.quieter = this.#loudest;
     if (this.#loudest === undefined) this.#quietest = replica;
     else this.#loudest.louder = replica;
     this.#loudest = replica;
-    return replica;
   }
 
   #tableFor(scope: ModelScope, scheme: HashScheme): SchemeTable {

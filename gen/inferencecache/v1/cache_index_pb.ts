@@ -591,7 +591,8 @@ export type ReplicaState = Message<"inferencecache.v1.ReplicaState"> & {
   prefixCount: bigint;
 
   /**
-   * When the replica was last heard from (a report or an event).
+   * When the replica was last heard from: a report, an event, or (while its engine's KV-event
+   * stream vouches for it) the renewal of its entries.
    *
    * @generated from field: google.protobuf.Timestamp last_seen = 4;
    */
