@@ -10,6 +10,7 @@ import { createCacheIndex } from "./core/create-cache-index.js";
 import { createIndexKvEventSink } from "./kv-events/index-kv-event-sink.js";
 import { createKvEventSourcesReloader } from "./kv-stream/kv-event-sources-reloader.js";
 import { createKvEventSubscriptions } from "./kv-stream/kv-event-subscriptions.js";
+import { createLogThrottle } from "./kv-stream/log-throttle.js";
 import { createZmqKvEventStream } from "./kv-stream/zmq-kv-event-stream.js";
 import { createLogger } from "./logger.js";
 import { createIndexMetrics } from "./metrics/index-metrics.js";
@@ -55,10 +56,18 @@ async function main(): Promise<void> {
 
   // The engines' KV-event streams feed the instrumented index, so their writes are counted like
   // an adapter's. Streams start with the first reload, before the servers listen.
+  // An engine that keeps sending what the index refuses is logged at most once per 10 s.
+  const rejections = createLogThrottle({ clock, intervalMs: 10_000 });
   const kvEventSink = createIndexKvEventSink({
     index,
-    onRejected: (source, error) =>
-      logger.warn({ source: source.name, err: error }, "the index rejected a KV-event batch"),
+    onRejected: (source, error) => {
+      const suppressed = rejections.admit();
+      if (suppressed === undefined) return;
+      logger.warn(
+        { source: source.name, err: error, suppressed },
+        "the index rejected a KV-event batch",
+      );
+    },
   });
   const livenessWindowMs = config.livenessWindowSeconds * 1000;
   const subscriptions = createKvEventSubscriptions({
@@ -73,6 +82,9 @@ async function main(): Promise<void> {
       ? undefined
       : createKvEventSourcesReloader({ path: sourcesFile, subscriptions, logger });
   if (reloader !== undefined) {
+    // Installed first, so that a SIGHUP during the start-up read (Node's default would end the
+    // process) asks for one more read; the reloader queues it behind the first.
+    process.on("SIGHUP", () => void reloader.reload("SIGHUP"));
     // A bad file at start-up is a bad setting: exit 2 before binding anything. Later, a bad file
     // only logs, and the streams running keep running.
     const loaded = await reloader.reload("start");

@@ -1,5 +1,6 @@
 import type { CacheIndex } from "../core/cache-index.js";
 import { IndexError } from "../core/index-error.js";
+import { nameProblem, problemError } from "../core/request-validation.js";
 import type { CacheEvent, ModelId, StorageTier } from "../core/types.js";
 import type { ClearReason, KvEventSink } from "./kv-event-sink.js";
 import { type KvEventSource, replicaIdFor } from "./kv-event-source.js";
@@ -80,7 +81,16 @@ class IndexKvEventSink implements KvEventSink {
     for (const event of batch.events) {
       if (event.type === "BlockStored") {
         const target = event.loraName ?? source.model;
-        models.add(target);
+        if (target !== source.model && !models.has(target)) {
+          // Checked before the adapter joins the replica's models: a name the index refuses would
+          // otherwise have every later removal and clear of the replica rejected with it.
+          const problem = nameProblem("lora_name", target, true);
+          if (problem !== undefined) {
+            this.#onRejected?.(source, problemError(problem));
+            continue;
+          }
+          models.add(target);
+        }
         emit(target, chainStored(source, event));
       } else {
         const removal = removalOf(event);

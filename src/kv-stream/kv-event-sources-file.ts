@@ -29,9 +29,12 @@ const FIELDS = [
 const KNOWN_FIELDS = new Set<string>(FIELDS);
 const ENGINES = ["vllm", "sglang"] as const;
 
-// tcp://host:port with a host the sidecar can connect to (no `*`), IPv6 in brackets; or ipc://path.
-const TCP_ENDPOINT = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[^\s[\]:/*]+):([0-9]{1,5})$/;
+// tcp://host:port with a host the sidecar can connect to (no `*`): a name or IPv4 address of the
+// characters libzmq accepts (it refuses others only when connecting), IPv6 in brackets; or
+// ipc://path, the path short enough for a Unix socket address (108 bytes with its terminator).
+const TCP_ENDPOINT = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*):([0-9]{1,5})$/;
 const IPC_ENDPOINT = /^ipc:\/\/(\S+)$/;
+const MAX_IPC_PATH_BYTES = 107;
 
 /**
  * Reads a sources file (JSON, see {@link parseKvEventSources}). An unreadable file is an error
@@ -177,11 +180,18 @@ class SourceFields {
     if (tcp !== null) {
       const port = Number(tcp[2]);
       if (port >= 1 && port <= 65535) return value;
-    } else if (IPC_ENDPOINT.test(value)) {
-      return value;
+    } else {
+      const ipc = IPC_ENDPOINT.exec(value);
+      if (ipc !== null) {
+        const bytes = new TextEncoder().encode(ipc[1]).length;
+        if (bytes <= MAX_IPC_PATH_BYTES) return value;
+        return this.#fail(
+          `${key}'s ipc path is ${bytes} bytes long; a Unix socket path has at most ${MAX_IPC_PATH_BYTES}`,
+        );
+      }
     }
     return this.#fail(
-      `${key} must be tcp://host:port (a host to connect to, not *) or ipc://path, got ${JSON.stringify(value)}`,
+      `${key} must be tcp://host:port (a host name or address to connect to: letters, digits, '.', '-', '_', not *) or ipc://path, got ${JSON.stringify(value)}`,
     );
   }
 

@@ -185,8 +185,16 @@ class ZmqKvEventStream implements KvEventStream {
     // connection and a heartbeat timeout alike.
     this.#subscriber.events.on("handshake", () => this.#setConnection("connected"));
     this.#subscriber.events.on("disconnect", () => this.#setConnection("disconnected"));
-    this.#subscriber.connect(this.source.endpoint);
-    this.#subscriber.subscribe(this.source.topic);
+    try {
+      this.#subscriber.connect(this.source.endpoint);
+      this.#subscriber.subscribe(this.source.topic);
+    } catch (error) {
+      // libzmq refuses some endpoints the sources file cannot rule out (it resolves hosts its own
+      // way): the socket and its observer would otherwise stay open, one set per attempt.
+      this.#subscriber.events.close();
+      this.#subscriber.close();
+      throw error;
+    }
     this.#keepAliveTimer = setInterval(() => this.#keepAlive(), options.livenessWindowMs / 4);
     this.#keepAliveTimer.unref();
     this.#receiving = this.#receive().catch((error: unknown) => {
@@ -326,7 +334,11 @@ class ZmqKvEventStream implements KvEventStream {
       }
       this.#apply(replica, seq, batch);
     } catch (error) {
-      this.#log("error", { err: error }, "recovering a KV-event gap failed");
+      // A bug or a resource failure, not an engine's doing: whatever the index holds for the
+      // replica may be missing batches, so it is cleared, and the stream starts again from the
+      // live batch rather than finding a gap at every batch that follows.
+      this.#log("error", { err: error }, "recovering a KV-event gap failed; clearing the replica");
+      if (!this.#closed) this.#restartFrom(replica, seq, batch);
     } finally {
       this.#recovering = false;
     }
@@ -346,7 +358,13 @@ class ZmqKvEventStream implements KvEventStream {
     // A gap is only found after a baseline, so the replica has applied a batch.
     const from = replica.lastSeq as bigint;
     const timeout = this.#options.replayTimeoutMs;
-    const dealer = new Dealer({ linger: 0, receiveTimeout: timeout, sendTimeout: timeout });
+    let dealer: Dealer;
+    try {
+      dealer = new Dealer({ linger: 0, receiveTimeout: timeout, sendTimeout: timeout });
+    } catch (error) {
+      // Typically the process is out of sockets or file descriptors.
+      return { failed: `cannot open a socket to ${endpoint}: ${String(error)}` };
+    }
     this.#dealer = dealer;
     try {
       dealer.connect(endpoint);
@@ -418,6 +436,18 @@ class ZmqKvEventStream implements KvEventStream {
       else replica.allCleared++;
     }
     replica.unknown += batch.skippedEvents;
+  }
+
+  /** Clears the replica after a failed recovery and makes `batch` its new baseline. */
+  #restartFrom(replica: ReplicaProgress, seq: bigint, batch: KvEventBatch): void {
+    try {
+      this.#clear(replica, "gap");
+      this.#apply(replica, seq, batch);
+    } catch (error) {
+      this.#log("error", { err: error }, "KV-event batch could not be applied; skipped");
+      replica.lastSeq = seq;
+      replica.lastTs = batch.ts;
+    }
   }
 
   #clear(replica: ReplicaProgress, reason: Exclude<ClearReason, "removed">): void {

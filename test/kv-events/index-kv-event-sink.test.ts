@@ -177,8 +177,17 @@ describe("createIndexKvEventSink()", () => {
   it("reports a batch the index rejects and applies the rest of the events", () => {
     const tooLong = "x".repeat(300);
     sink.apply(SOURCE, batchOf([stored(1, 2, { loraName: tooLong }), stored(1, 4)]));
-    expect(rejected.map((e) => e.field)).toEqual(["model"]);
+    expect(rejected.map((e) => e.field)).toEqual(["lora_name"]);
     expect(hints()[0]?.matchedBlocks).toBe(4);
+  });
+
+  it("keeps an adapter name the index refuses out of the replica's later removals and clears", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "" }), stored(1, 4)]));
+    expect(rejected.map((e) => e.message)).toEqual(["lora_name is required"]);
+    for (let i = 0; i < 5; i++) sink.apply(SOURCE, batchOf([removed(4, 1)]));
+    sink.clear(SOURCE, undefined, "gap");
+    expect(rejected).toHaveLength(1);
+    expect(hints()).toEqual([]);
   });
 
   it.each([

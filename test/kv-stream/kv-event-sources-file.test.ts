@@ -70,6 +70,13 @@ describe("parseKvEventSources()", () => {
     ]);
   });
 
+  it("accepts host names as a cluster's DNS writes them", () => {
+    const endpoint = "tcp://vllm-0.vllm_headless.ns.svc.cluster.local:5557";
+    expect(parseKvEventSources(sourcesText({ ...required, endpoint })).sources?.[0]?.endpoint).toBe(
+      endpoint,
+    );
+  });
+
   it("accepts an empty list", () => {
     expect(parseKvEventSources('{"sources": []}')).toEqual({ sources: [] });
   });
@@ -117,7 +124,28 @@ describe("parseKvEventSources()", () => {
     [
       "a bind address as endpoint",
       sourcesText({ ...required, endpoint: "tcp://*:5557" }),
-      'sources[0].endpoint must be tcp://host:port (a host to connect to, not *) or ipc://path, got "tcp://*:5557"',
+      `sources[0].endpoint must be tcp://host:port (a host name or address to connect to: letters, digits, '.', '-', '_', not *) or ipc://path, got "tcp://*:5557"`,
+    ],
+    // Hosts libzmq refuses when connecting, which would leave the source dead after start-up.
+    [
+      "a host with a character libzmq refuses",
+      sourcesText({ ...required, endpoint: "tcp://pod@7:5557" }),
+      /^sources\[0\]\.endpoint must be tcp:\/\/host:port/,
+    ],
+    [
+      "a host with a non-ASCII letter",
+      sourcesText({ ...required, endpoint: "tcp://p\u00f6d-7:5557" }),
+      /^sources\[0\]\.endpoint must be tcp:\/\/host:port/,
+    ],
+    [
+      "a host starting with a hyphen",
+      sourcesText({ ...required, endpoint: "tcp://-pod:5557" }),
+      /^sources\[0\]\.endpoint must be tcp:\/\/host:port/,
+    ],
+    [
+      "an ipc path too long for a Unix socket",
+      sourcesText({ ...required, endpoint: `ipc:///run/${"x".repeat(103)}` }),
+      "sources[0].endpoint's ipc path is 108 bytes long; a Unix socket path has at most 107",
     ],
     [
       "an endpoint without a scheme",

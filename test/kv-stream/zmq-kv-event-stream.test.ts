@@ -360,6 +360,36 @@ describe("createZmqKvEventStream()", () => {
     expect(stream.state().connection).toBe("connected");
   });
 
+  it("starts again from the live batch when a gap's recovery fails unexpectedly", async () => {
+    const engine = await startEngine();
+    const logger = new RecordingLogger();
+    const stream = await subscribe(
+      engine,
+      { logger },
+      sourceFor(engine, { replayEndpoint: undefined }),
+    );
+    const apply = sink.apply.bind(sink);
+    sink.apply = (source, batch) => {
+      if (batch.ts === tsOf(2)) throw new Error("a bug in the sink");
+      apply(source, batch);
+    };
+    await engine.publish(0, batchPayload(1));
+    // Seq 1 is lost; the recovery clears the replica, then the sink throws on the live batch.
+    await engine.publish(2, batchPayload(2));
+    await engine.publish(3, batchPayload(3));
+    await engine.publish(4, batchPayload(4));
+    await waitFor(() => sink.appliedTs.length === 3, "the batches after the failed recovery");
+    // One gap, not one per batch that follows: seq 3 and 4 follow the skipped live batch.
+    expect(sink.log).toEqual([
+      `apply ${tsOf(1)}`,
+      "clear undefined gap",
+      "clear undefined gap",
+      `apply ${tsOf(3)}`,
+      `apply ${tsOf(4)}`,
+    ]);
+    expect(stream.state().replicas).toMatchObject([{ lastSeq: 4, gaps: 1 }]);
+  });
+
   it("applies nothing after close() resolves", async () => {
     const engine = await startEngine();
     const stream = await subscribe(engine);
