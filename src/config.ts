@@ -9,6 +9,7 @@ import {
   positiveInteger,
   positiveSecondsUpTo,
   seconds,
+  secondsAtMost,
   secondsUpTo,
   type TierWeights,
   tierWeights,
@@ -21,6 +22,8 @@ import {
   DEFAULT_MAX_HINTS,
   DEFAULT_TIER_WEIGHTS,
   DEFAULT_TTL_MS,
+  MAX_CHAIN_LENGTH,
+  MAX_TTL_MS,
 } from "./core/cache-index-options.js";
 import { DEFAULT_LIVENESS_WINDOW_MS } from "./kv-stream/kv-event-stream.js";
 import { DEFAULT_SWEEP_INTERVAL_MS } from "./sweeper.js";
@@ -140,8 +143,8 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     env: "INFERENCECACHE_TTL_SECONDS",
     placeholder: "<seconds>",
     description:
-      "How long a reported prefix stays live unless confirmed again. Zero or less: the default, with a warning.",
-    kind: seconds,
+      "How long a reported prefix stays live unless confirmed again, at most 86400 (one day). Zero or less: the default, with a warning.",
+    kind: secondsAtMost(MAX_TTL_MS / 1000),
     defaultUnlessPositive: true,
   },
   sweepIntervalSeconds: {
@@ -164,8 +167,8 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     env: "INFERENCECACHE_MAX_CHAIN_LENGTH",
     placeholder: "<n>",
     description:
-      "The most blocks of a lookup chain evaluated; longer chains are cut to their head.",
-    kind: positiveInteger,
+      "The most blocks of a lookup chain evaluated; longer chains are cut to their head. At most 1048576.",
+    kind: integerAtLeast(1, `an integer from 1 to ${MAX_CHAIN_LENGTH}`, MAX_CHAIN_LENGTH),
   },
   defaultMaxHints: {
     flag: "--default-max-hints",

@@ -63,6 +63,21 @@ export const seconds: ValueKind<number> = {
 };
 
 /**
+ * A number of seconds at most `max`; zero and negatives are left to whoever uses it, as for
+ * {@link seconds}.
+ */
+export function secondsAtMost(max: number): ValueKind<number> {
+  return {
+    expected: `a number of seconds, at most ${max}`,
+    parse(raw) {
+      const value = parseDecimal(raw);
+      return value !== undefined && value <= max ? value : undefined;
+    },
+    format: String,
+  };
+}
+
+/**
  * A number of seconds from 0 to `max`. The bound keeps a duration within what a Node timer can wait
  * (about 24.8 days); past that a timer fires at once.
  */

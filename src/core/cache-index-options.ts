@@ -18,7 +18,8 @@ export interface CacheIndexOptions {
    */
   maxEntries?: number;
   /**
-   * Most blocks of a lookup chain evaluated; longer chains are evaluated on their head.
+   * Most blocks of a lookup chain evaluated; longer chains are evaluated on their head. At most
+   * {@link MAX_CHAIN_LENGTH}; a larger value is cut to it, with a warning.
    * @default 8192
    */
   maxChainLength?: number;
@@ -50,6 +51,11 @@ export type ResolvedCacheIndexOptions = Required<Omit<CacheIndexOptions, "tierWe
 export const DEFAULT_TTL_MS = 120_000;
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
 export const DEFAULT_MAX_CHAIN_LENGTH = 8192;
+/**
+ * The longest `maxChainLength`: a lookup's scratch arrays are sized to it up front (24 bytes per
+ * block), and 2^20 blocks is 16M tokens at 16 tokens a block, past any context window.
+ */
+export const MAX_CHAIN_LENGTH = 1_048_576;
 export const DEFAULT_MAX_HINTS = 4;
 export const DEFAULT_MAX_HINTS_LIMIT = 64;
 /** The longest TTL: one day. Engines keep ticks of 28 bits (see the compact engine's rebase). */
@@ -92,6 +98,18 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
     );
     ttlMs = DEFAULT_TTL_MS;
   }
+  let maxChainLength = positive(
+    "maxChainLength",
+    options.maxChainLength,
+    DEFAULT_MAX_CHAIN_LENGTH,
+    true,
+  );
+  if (maxChainLength > MAX_CHAIN_LENGTH) {
+    warnings.push(
+      `maxChainLength must be at most ${MAX_CHAIN_LENGTH}, got ${maxChainLength}; using ${MAX_CHAIN_LENGTH}`,
+    );
+    maxChainLength = MAX_CHAIN_LENGTH;
+  }
   const tierWeights = { ...DEFAULT_TIER_WEIGHTS };
   for (const tier of STORAGE_TIERS) {
     const weight = options.tierWeights?.[tier];
@@ -108,12 +126,7 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
       clock: options.clock,
       ttlMs,
       maxEntries: positive("maxEntries", options.maxEntries, DEFAULT_MAX_ENTRIES, true),
-      maxChainLength: positive(
-        "maxChainLength",
-        options.maxChainLength,
-        DEFAULT_MAX_CHAIN_LENGTH,
-        true,
-      ),
+      maxChainLength,
       defaultMaxHints: positive(
         "defaultMaxHints",
         options.defaultMaxHints,

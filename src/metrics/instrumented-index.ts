@@ -28,7 +28,8 @@ export interface InstrumentedIndexOptions {
 /**
  * Wraps an index so that every call is counted in `metrics`, leaving the index itself free of them
  * (llm-d's `instrumentedIndex{ next Index }`). Every method delegates to `next` and returns its
- * result unchanged; an error thrown by `next` propagates unchanged and records nothing. Records:
+ * result unchanged; an error thrown by `next` propagates unchanged and records nothing, except
+ * from `lookup`, which the service then answers NO_HINT and which is counted so. Records:
  *
  * - `lookup`: its latency and its call, by model, reason code and whether any replica was hinted;
  * - `report` and `publish`: accepted and dropped prefixes, applied and ignored events, evictions;
@@ -70,7 +71,16 @@ class InstrumentedIndex implements CacheIndex {
   lookup(query: RouteQuery): RouteAnswer {
     // The hot path: two clock reads and O(1) recording, nothing allocated here.
     const startedAt = this.#clock.now();
-    const answer = this.#next.lookup(query);
+    let answer: RouteAnswer;
+    try {
+      answer = this.#next.lookup(query);
+    } catch (error) {
+      // The service answers a lookup that failed inside the index NO_HINT (it fails open), so it
+      // is counted as one.
+      const seconds = (this.#clock.now() - startedAt) / 1000;
+      this.#metrics.recordLookup(query.model, "NO_HINT", false, seconds);
+      throw error;
+    }
     const seconds = (this.#clock.now() - startedAt) / 1000;
     this.#metrics.recordLookup(
       query.model,

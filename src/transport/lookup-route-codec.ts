@@ -45,9 +45,12 @@ export const lookupRouteCodec: GrpcMethodCodec<
 
 /**
  * Arrays the 8-byte prefix hashes of a request are copied into when the caller lets them be
- * reused (`reuseHashes`): the next such decode overwrites them. Grows to the longest chain seen.
+ * reused (`reuseHashes`): the next such decode overwrites them. Grows to the longest chain seen,
+ * up to MAX_REUSED_HASHES; hashes past that (a chain longer than any index evaluates by default)
+ * are views, so that one huge request does not pin its hashes for the life of the process.
  */
 const reusedHashes: Uint8Array[] = [];
+const MAX_REUSED_HASHES = 8192;
 
 const REQUEST_TAG = {
   tenant: (1 << 3) | WireType.LengthDelimited,
@@ -117,7 +120,7 @@ export function decodeLookupRouteRequest(
           break;
         case REQUEST_TAG.prefixHashes: {
           // A constant label: the hash's index is filled in only when reading fails.
-          if (reuse) {
+          if (reuse && prefixHashes.length < MAX_REUSED_HASHES) {
             const i = prefixHashes.length;
             let into = reusedHashes[i];
             if (into === undefined) {

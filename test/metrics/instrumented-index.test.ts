@@ -75,6 +75,16 @@ describe("createInstrumentedIndex()", () => {
     expect(next.calls[0]?.argument).toBe(report);
   });
 
+  it("counts a lookup that failed inside the index as NO_HINT, the answer the service gives", async () => {
+    const { next, index, metrics, registry } = setup();
+    admit(metrics, "llama-3-8b");
+    const failure = new Error("a bug in the index");
+    next.failure = failure;
+    expect(thrownBy(() => index.lookup(routeQuery("llama-3-8b")))).toBe(failure);
+    next.failure = undefined;
+    expect(await readLookupCalls(registry, "llama-3-8b", "NO_HINT", "false")).toBe(1);
+  });
+
   it("lets an error from the index propagate unchanged and counts nothing for the call", async () => {
     const { next, index, registry } = setup();
     const failure = new IndexError("invalid-argument", "tenant", "tenant is required");

@@ -211,6 +211,23 @@ describe("decodeLookupRouteRequest()", () => {
     expect(first?.prefixHashes[0]).toEqual(hashOf(2));
   });
 
+  it("reuses arrays for the first 8,192 hashes only: a longer chain's tail is read as views", () => {
+    const chain = Array.from({ length: 8200 }, (_, i) => hashOf(i + 1));
+    const bytes = toBinary(
+      LookupRouteRequestSchema,
+      create(LookupRouteRequestSchema, { prefixHashes: chain }),
+    );
+    const first = decodeLookupRouteRequest(bytes, { reuseHashes: true }).message;
+    expect(first?.prefixHashes).toEqual(chain);
+    const tail = first?.prefixHashes[8199];
+    const head = first?.prefixHashes[0];
+    expect(tail?.buffer).toBe(bytes.buffer);
+    const second = decodeLookupRouteRequest(bytes, { reuseHashes: true }).message;
+    // The head's array was reused; the tail is a new view.
+    expect(second?.prefixHashes[0]).toBe(head);
+    expect(second?.prefixHashes[8199]).not.toBe(tail);
+  });
+
   it("agrees with protobuf-es on any bytes it accepts, and fails on any bytes protobuf-es fails on", () => {
     let accepted = 0;
     let rejected = 0;
