@@ -94,7 +94,6 @@ async function main(): Promise<void> {
       return;
     }
     reloader.watch();
-    process.on("SIGHUP", () => void reloader.reload("SIGHUP"));
   }
 
   // Widened on purpose: signal handlers change it while start-up awaits.
