@@ -192,10 +192,20 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     const noopSerial: PhaseResult[] = [];
     const serialCalls = Math.ceil(options.callsPerPhase / 5);
     for (let round = 0; round < options.rounds; round++) {
-      noopPhases.push(await phase(pid, options.callsPerPhase, options.concurrency, callNoop));
-      lookupPhases.push(await phase(pid, options.callsPerPhase, options.concurrency, callLookup));
-      noopSerial.push(await phase(pid, serialCalls, 1, callNoop));
-      lookupSerial.push(await phase(pid, serialCalls, 1, callLookup));
+      // Which method goes first alternates, so that neither always runs on the other's heels.
+      const noopFirst = round % 2 === 0;
+      const pair = async (calls: number, concurrency: number) => {
+        const run = (call: (i: number) => Promise<unknown>) => phase(pid, calls, concurrency, call);
+        if (noopFirst) return { noop: await run(callNoop), lookup: await run(callLookup) };
+        const lookup = await run(callLookup);
+        return { noop: await run(callNoop), lookup };
+      };
+      const loaded = await pair(options.callsPerPhase, options.concurrency);
+      noopPhases.push(loaded.noop);
+      lookupPhases.push(loaded.lookup);
+      const serial = await pair(serialCalls, 1);
+      noopSerial.push(serial.noop);
+      lookupSerial.push(serial.lookup);
     }
     const ratios = (pick: (p: PhaseResult) => number, lookup = lookupPhases, noop = noopPhases) =>
       median(lookup.map((p, i) => pick(p) / pick(noop[i] as PhaseResult)));

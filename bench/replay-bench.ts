@@ -314,7 +314,7 @@ export function formatReplayMarkdown(result: ReplayResult): string {
 | workers; KV capacity per worker; trace copies | ${fmt(result.workers)}; ${fmt(result.capacityBlocks)} blocks; ${result.traceCopies}${result.fraction < 1 ? ` (first ${fmt(result.fraction * 100)}%)` : ""} |
 | ops: lookups + store events + remove events | ${fmt(totals.lookups)} + ${fmt(totals.storedEvents)} + ${fmt(totals.removedEvents)} |
 | **ops/s** | **${fmt(result.opsPerSecond)}** |
-| block ops/s (blocks looked up, stored, removed) | ${fmt(result.blockOpsPerSecond)} |
+| block ops/s (blocks named by lookups, stored, removed) | ${fmt(result.blockOpsPerSecond)} |
 | lookups/s (time inside \`lookup\`); events/s (the rest) | ${fmt(result.lookupsPerSecond)}; ${fmt(result.eventsPerSecond)} |
 | **lookup p50 / p99** | **${fmt(result.lookupP50Us)} µs / ${fmt(result.lookupP99Us)} µs** |
 | holder entries at the end | ${fmt(result.holderEntries)} |
