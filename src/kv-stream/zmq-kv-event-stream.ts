@@ -140,6 +140,11 @@ interface ReplicaProgress {
 type ReplayOutcome = "recovered" | "restarted" | { readonly failed: string };
 
 const EMPTY_FRAME = new Uint8Array(0);
+/**
+ * Data-parallel ranks one stream keeps progress (and metric series) for; batches of further ranks
+ * are skipped as malformed. Far above any engine's data-parallel size.
+ */
+export const MAX_RANKS = 1024;
 
 class ZmqKvEventStream implements KvEventStream {
   readonly source: KvEventSource;
@@ -273,6 +278,16 @@ class ZmqKvEventStream implements KvEventStream {
     const batch = this.#decode(framed.payload, framed.seq);
     if (batch === undefined) return undefined;
     const replica = this.#replicaFor(batch.dataParallelRank);
+    if (replica === undefined) {
+      // Each rank is a replica with metric series of its own: a stream may not mint them freely.
+      this.#decodeErrors++;
+      this.#warnMalformed(
+        "payload",
+        `data_parallel_rank ${batch.dataParallelRank} would be rank ${MAX_RANKS + 1} of one stream; at most ${MAX_RANKS} are kept`,
+        framed.seq,
+      );
+      return undefined;
+    }
     const decision = decideSeq(replica.lastSeq, framed.seq, "live");
     switch (decision.action) {
       case "apply":
@@ -461,9 +476,11 @@ class ZmqKvEventStream implements KvEventStream {
     this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
   }
 
-  #replicaFor(rank: number | undefined): ReplicaProgress {
+  /** The rank's progress, created on first sight; undefined past {@link MAX_RANKS} ranks. */
+  #replicaFor(rank: number | undefined): ReplicaProgress | undefined {
     let replica = this.#replicas.get(rank);
     if (replica === undefined) {
+      if (this.#replicas.size >= MAX_RANKS) return undefined;
       replica = {
         rank,
         replicaId: replicaIdFor(this.source, rank),
@@ -489,7 +506,12 @@ class ZmqKvEventStream implements KvEventStream {
 
   #setConnection(connection: KvEventConnection): void {
     if (this.#closed || this.#connection === connection) return;
+    const wasConnected = this.#connection === "connected";
     this.#connection = connection;
+    if (wasConnected && !this.#recovering) {
+      // The liveness window runs from the moment the stream went, not from the timer's last tick.
+      this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
+    }
     this.#log(
       connection === "connected" ? "info" : "warn",
       { connection },

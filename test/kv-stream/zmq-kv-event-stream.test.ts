@@ -4,6 +4,7 @@ import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
 import type { KvEventStream } from "../../src/kv-stream/kv-event-stream.js";
 import {
   createZmqKvEventStream,
+  MAX_RANKS,
   type ZmqKvEventStreamOptions,
 } from "../../src/kv-stream/zmq-kv-event-stream.js";
 import { kvEventSource } from "../support/kv-event-source.js";
@@ -124,6 +125,19 @@ describe("createZmqKvEventStream()", () => {
       ["pod-a/dp0", 1],
       ["pod-a/dp1", 1],
     ]);
+  });
+
+  it("keeps at most MAX_RANKS ranks per stream, skipping batches of more as malformed", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine);
+    for (let rank = 0; rank <= MAX_RANKS; rank++) {
+      await engine.publish(0, batchPayload(1, [], rank));
+    }
+    await engine.publish(1, batchPayload(2, [], 0));
+    await waitFor(() => sink.appliedTs.length === MAX_RANKS + 1, "every kept rank's batches");
+    expect(stream.state().replicas).toHaveLength(MAX_RANKS);
+    expect(stream.state().decodeErrors).toBe(1);
+    expect(sink.appliedTs.at(-1)).toBe(tsOf(2));
   });
 
   it("only receives its topic", async () => {
@@ -307,6 +321,9 @@ describe("createZmqKvEventStream()", () => {
 
     engine.close();
     await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+    // The last keep-alive is given as the stream goes: the window starts then.
+    const last = sink.calls.at(-1);
+    expect(last).toEqual({ op: "keepAlive", source: "pod-a", until: clock.now() + 200 });
     const atDisconnect = sink.keepAlives;
     await new Promise((resolve) => setTimeout(resolve, 200)); // four timer periods
     expect(sink.keepAlives).toBe(atDisconnect);
