@@ -61,6 +61,8 @@ interface SchemeScope {
   readonly name: HashScheme;
   readonly scope: ModelScope;
   entries: number;
+  /** Replicas' groups under it; at 0 it holds nothing and is released (see #releaseGroup). */
+  groups: number;
 }
 
 /** A replica known under one (tenant, model). */
@@ -171,6 +173,8 @@ class CompactCacheIndex implements CacheIndex {
   readonly #freeSchemeIds: number[] = [];
   readonly #groups: (HolderGroup | undefined)[] = [];
   readonly #freeGroupIds: number[] = [];
+  /** Groups whose last holder was removed since the last write or sweep ended (see #releaseEmptied). */
+  readonly #emptied: HolderGroup[] = [];
 
   readonly #blocks = new BlockStore();
   readonly #slab = new HolderSlab();
@@ -216,6 +220,12 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   report(report: CacheReport): ReportOutcome {
+    const outcome = this.#report(report);
+    this.#releaseEmptied();
+    return outcome;
+  }
+
+  #report(report: CacheReport): ReportOutcome {
     assertValidWriteScope(report);
     assertValidStats("stats", report.stats);
     const now = this.#options.clock.now();
@@ -237,6 +247,12 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   publish(batch: EventBatch): PublishOutcome {
+    const outcome = this.#publish(batch);
+    this.#releaseEmptied();
+    return outcome;
+  }
+
+  #publish(batch: EventBatch): PublishOutcome {
     assertValidBatch(batch);
     const now = this.#options.clock.now();
     const tick = this.#tick(now);
@@ -489,6 +505,12 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   sweep(budget: number): SweepOutcome {
+    const outcome = this.#sweep(budget);
+    this.#releaseEmptied();
+    return outcome;
+  }
+
+  #sweep(budget: number): SweepOutcome {
     const now = this.#options.clock.now();
     const tick = this.#tick(now);
     const liveSince = tick - this.#options.ttlMs;
@@ -896,7 +918,7 @@ class CompactCacheIndex implements CacheIndex {
     if (emptied !== NIL) this.#blocks.delete(emptied);
     this.#detachLru(holder);
     this.#slab.free(holder);
-    group.count--;
+    if (--group.count === 0) this.#emptied.push(group);
     group.scheme.entries--;
     group.replica.holdings--;
     this.#entries--;
@@ -942,10 +964,11 @@ class CompactCacheIndex implements CacheIndex {
     let scheme = replica.scope.schemes.get(schemeName);
     if (scheme === undefined) {
       const id = this.#freeSchemeIds.pop() ?? this.#schemeScopes.length;
-      scheme = { id, name: schemeName, scope: replica.scope, entries: 0 };
+      scheme = { id, name: schemeName, scope: replica.scope, entries: 0, groups: 0 };
       this.#schemeScopes[id] = scheme;
       replica.scope.schemes.set(schemeName, scheme);
     }
+    scheme.groups++;
     const id = this.#freeGroupIds.pop() ?? this.#groups.length;
     const group: HolderGroup = {
       id,
@@ -1019,22 +1042,44 @@ class CompactCacheIndex implements CacheIndex {
     this.#loudest = replica;
   }
 
+  /**
+   * Releases the groups that holder removals emptied and that are still empty: a replica that
+   * wrote under many schemes keeps no state for those it holds nothing in any more, so that its
+   * clears cost O(holdings), not O(schemes ever used). Runs at the end of each write and sweep,
+   * when nothing holds a group across the removal.
+   */
+  #releaseEmptied(): void {
+    const emptied = this.#emptied;
+    if (emptied.length === 0) return;
+    for (const group of emptied) {
+      if (group.count === 0 && this.#groups[group.id] === group) this.#releaseGroup(group);
+    }
+    emptied.length = 0;
+  }
+
+  /** Forgets a group that holds nothing, and its scheme scope once no group is under it. */
+  #releaseGroup(group: HolderGroup): void {
+    group.replica.groups.delete(group.scheme.name);
+    this.#groups[group.id] = undefined;
+    this.#freeGroupIds.push(group.id);
+    const { scheme } = group;
+    if (--scheme.groups === 0) {
+      // Entries belong to groups, so the scheme holds none and no block is keyed by its id.
+      scheme.scope.schemes.delete(scheme.name);
+      this.#schemeScopes[scheme.id] = undefined;
+      this.#freeSchemeIds.push(scheme.id);
+    }
+  }
+
   /** Forgets a replica that holds nothing, and its (tenant, model) once that is empty. */
   #removeReplica(replica: ReplicaRecord): void {
     this.#detachReplica(replica);
     this.#replicaCount--;
-    for (const group of replica.groups.values()) {
-      this.#groups[group.id] = undefined;
-      this.#freeGroupIds.push(group.id);
-    }
+    for (const group of replica.groups.values()) this.#releaseGroup(group);
     const { scope } = replica;
     scope.replicas.delete(replica.id);
     if (scope.replicas.size === 0) {
-      // Entries belong to replicas, so a scope without replicas holds none.
-      for (const scheme of scope.schemes.values()) {
-        this.#schemeScopes[scheme.id] = undefined;
-        this.#freeSchemeIds.push(scheme.id);
-      }
+      // Every scheme scope was released with the last group under it.
       const models = this.#tenants.get(scope.tenant);
       models?.delete(scope.model);
       if (models !== undefined && models.size === 0) this.#tenants.delete(scope.tenant);

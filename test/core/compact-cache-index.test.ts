@@ -79,6 +79,39 @@ describe("createCompactCacheIndex() internals", () => {
     expect(hintsFor([0, 1, 2], 8).sort()).toEqual(["a:3", "c:3", "d:3"]);
   });
 
+  it("keeps no state for the schemes a live replica no longer holds anything under", () => {
+    const { index, hintsFor } = setup();
+    const arrayBytes = () => (index as unknown as { arrayBytes: number }).arrayBytes;
+    const cycle = (scheme: number) => {
+      index.report({
+        ...scope,
+        hashScheme: `scheme-${scheme}`,
+        replicaId: "r",
+        prefixes: [{ prefixHash: hashOf(scheme), tokenCount: 16 }],
+      });
+      index.publish({
+        ...scope,
+        replicaId: "r",
+        hashScheme: "",
+        events: [{ type: "all-cleared" }],
+      });
+    };
+    for (let scheme = 0; scheme < 10; scheme++) cycle(scheme);
+    const settled = arrayBytes();
+    for (let scheme = 10; scheme < 5_000; scheme++) cycle(scheme);
+    // Each cycle's group and scheme ids are reused rather than new ones made.
+    expect(arrayBytes()).toBe(settled);
+    expect(index.describe({ tenant: scope.tenant, model: scope.model }).hashSchemes).toEqual([]);
+    // The replica itself is still known, and a scheme used again works as before.
+    cycle(3);
+    index.report({
+      ...scope,
+      replicaId: "r",
+      prefixes: [{ prefixHash: hashOf(1), tokenCount: 16 }],
+    });
+    expect(hintsFor([1])).toEqual(["r:1"]);
+  });
+
   it("keeps hot-block membership right across promotion, demotion and promotion again", () => {
     const { clock, store, hintsFor, index } = setup({ hotPromote: 3, hotDemote: 2 });
     for (const r of ["a", "b", "c", "d"]) store(r, [0, 1]);
