@@ -142,9 +142,9 @@ The workloads come from the Mooncake conversation trace (${trace.length} request
 
 Ops are counted two ways. *Block ops* are the blocks lookups name (every hash of a chain, as
 Dynamo's benchmark counts them, although a lookup stops reading at the first block nobody holds)
-plus the blocks stored or removed: the unit of the field's throughput figures. *Logical ops* are lookups plus store and remove
-events, one each whatever their size: in process ${fmt(replay.opsPerSecond)}/s, over gRPC
-${fmt(grpcReplay.opsPerSecond)}/s (see the replay tables).
+plus the blocks stored or removed: the unit of the field's throughput figures. *Logical ops* are
+lookups plus store and remove events, one each whatever their size: in process
+${fmt(replay.opsPerSecond)}/s, over gRPC ${fmt(grpcReplay.opsPerSecond)}/s (see the replay tables).
 
 ## Memory
 
