@@ -162,6 +162,12 @@ class ZmqKvEventStream implements KvEventStream {
   #decodeErrors = 0;
   /** Set while a gap is being recovered: the stream is not known to be gap-free, so no keep-alive. */
   #recovering = false;
+  /**
+   * Cleared when the connection is lost: the engine may have restarted while away, and an idle
+   * engine would not say so. Set again once a batch has been applied after the reconnection (a
+   * restarted engine's first batch, its seq starting over, clears its replica first).
+   */
+  #vouching = true;
   #closed = false;
   readonly #warnings: LogThrottle;
   readonly #keepAliveTimer: NodeJS.Timeout;
@@ -441,6 +447,7 @@ class ZmqKvEventStream implements KvEventStream {
 
   #apply(replica: ReplicaProgress, seq: bigint, batch: KvEventBatch): void {
     this.#sink.apply(this.source, batch);
+    this.#vouching = true;
     replica.lastSeq = seq;
     replica.lastTs = batch.ts;
     replica.lastBatchAt = this.#clock.now();
@@ -472,7 +479,9 @@ class ZmqKvEventStream implements KvEventStream {
   }
 
   #keepAlive(): void {
-    if (this.#closed || this.#recovering || this.#connection !== "connected") return;
+    if (this.#closed || this.#recovering || !this.#vouching || this.#connection !== "connected") {
+      return;
+    }
     this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
   }
 
@@ -508,10 +517,11 @@ class ZmqKvEventStream implements KvEventStream {
     if (this.#closed || this.#connection === connection) return;
     const wasConnected = this.#connection === "connected";
     this.#connection = connection;
-    if (wasConnected && !this.#recovering) {
+    if (wasConnected && !this.#recovering && this.#vouching) {
       // The liveness window runs from the moment the stream went, not from the timer's last tick.
       this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
     }
+    if (connection === "disconnected") this.#vouching = false;
     this.#log(
       connection === "connected" ? "info" : "warn",
       { connection },

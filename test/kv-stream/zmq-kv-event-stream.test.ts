@@ -331,18 +331,24 @@ describe("createZmqKvEventStream()", () => {
 
   it("reconnects to a publisher that comes back on the same endpoint and goes on in order", async () => {
     const engine = await startEngine();
-    const stream = await subscribe(engine);
+    const stream = await subscribe(engine, { livenessWindowMs: 200 });
     await engine.publish(0, batchPayload(1));
     await waitFor(() => sink.appliedTs.length === 1, "the first batch");
     engine.close();
     await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+    const atDisconnect = sink.keepAlives;
 
     const again = await startEngine({ endpoint: engine.endpoint });
     await again.waitForSubscriber();
     await waitFor(() => stream.state().connection === "connected", "the reconnection");
+    // The engine may be a new process that has not said so yet: nothing is vouched for until it
+    // publishes again.
+    await new Promise((resolve) => setTimeout(resolve, 100)); // two timer periods
+    expect(sink.keepAlives).toBe(atDisconnect);
     await again.publish(1, batchPayload(2));
     await waitFor(() => sink.appliedTs.length === 2, "the batch after the reconnection");
     expect(sink.log).toEqual([`apply ${tsOf(1)}`, `apply ${tsOf(2)}`]);
+    await waitFor(() => sink.keepAlives > atDisconnect, "keep-alives again");
   });
 
   it("cancels a replay in progress when closed, and applies nothing after", async () => {
