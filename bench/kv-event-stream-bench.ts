@@ -141,7 +141,7 @@ async function runRound(options: KvEventStreamBenchOptions): Promise<RoundResult
       }
     },
     clear: (source, rank, reason) => inner.clear(source, rank, reason),
-    keepAlive: (source, until) => inner.keepAlive(source, until),
+    keepAlive: (source, ranks, until) => inner.keepAlive(source, ranks, until),
   };
 
   const { endpoints = [] } = await next();

@@ -52,6 +52,12 @@ export class BlockStore {
   /** The table being drained during a resize, and the next slot of it to move. */
   #old: Uint32Array | undefined;
   #migrateAt = 0;
+  /**
+   * Entries (block id + 1) that no slot of the table could take: a run of more than MAX_DISTANCE
+   * slots that growing the table did not split, which takes keys crafted with the seed in hand.
+   * find() searches it linearly when the table misses; empty in practice.
+   */
+  #overflow: number[] = [];
   /** warm()'s scratch: the home-slot entry of each key. */
   #warmSlots = new Uint32Array(64);
   /** What warm() read ahead, kept so that the reads are not optimised away. */
@@ -93,9 +99,19 @@ export class BlockStore {
   /** The block for (scope, fingerprint), or {@link NIL}. Cost: O(1) expected. */
   find(scope: number, high: number, low: number): number {
     const hash = keyHash(this.#seed, scope, high, low);
-    const found = this.#probe(this.#table, hash, scope, high, low);
-    if (found !== NIL || this.#old === undefined) return found;
-    return this.#probe(this.#old, hash, scope, high, low);
+    let found = this.#probe(this.#table, hash, scope, high, low);
+    if (found === NIL && this.#old !== undefined) {
+      found = this.#probe(this.#old, hash, scope, high, low);
+    }
+    if (found === NIL && this.#overflow.length > 0) found = this.#findOverflow(scope, high, low);
+    return found;
+  }
+
+  #findOverflow(scope: number, high: number, low: number): number {
+    for (const entry of this.#overflow) {
+      if (this.#holdsKey(entry - 1, scope, high, low)) return entry - 1;
+    }
+    return NIL;
   }
 
   /**
@@ -167,16 +183,7 @@ export class BlockStore {
       this.#migrate(Number.POSITIVE_INFINITY);
       this.#resize();
     }
-    try {
-      this.#insert(keyHash(this.#seed, scope, high, low), id);
-    } catch (error) {
-      // The block never made it into the table: forget its record too (see #insert).
-      this.#records.set(id, SCOPE, NIL);
-      this.#records.set(id, HEAD, this.#freeList);
-      this.#freeList = id;
-      this.#live--;
-      throw error;
-    }
+    this.#insert(keyHash(this.#seed, scope, high, low), id);
     this.#migrate(MIGRATE_STEP);
     return id;
   }
@@ -185,7 +192,10 @@ export class BlockStore {
   delete(id: number): void {
     const hash = this.#hashOf(id);
     if (this.#eraseShifting(hash, id)) this.#used--;
-    else if (this.#old !== undefined) this.#erase(this.#old, hash, id);
+    else if (this.#old === undefined || !this.#erase(this.#old, hash, id)) {
+      const at = this.#overflow.indexOf(id + 1);
+      if (at >= 0) this.#overflow.splice(at, 1);
+    }
     // No key matches a free record (see #holdsKey); create() sets SCOPE again.
     this.#records.set(id, SCOPE, NIL);
     this.#records.set(id, HEAD, this.#freeList);
@@ -353,24 +363,28 @@ export class BlockStore {
 
   /**
    * Inserts into the current table. A run longer than MAX_DISTANCE slots grows the table, which
-   * splits the run, and the entry left over is placed in the larger one. With seeded hashes that
-   * takes dozens of keys with nearly equal hashes, so it is not seen in practice; should it
-   * persist through MAX_GROWTHS doublings (keys crafted with the seed in hand), the write fails
-   * rather than grow without end.
+   * splits the run, and the entry left over (the new one or one it displaced) is placed in the
+   * larger one. With seeded hashes that takes dozens of keys with nearly equal hashes, so it is
+   * not seen in practice. Should a run survive MAX_GROWTHS doublings, or the table be mostly empty
+   * already (growing would not help), the entry left over goes to `#overflow`: no block is ever
+   * lost, and crafted keys cannot make the table grow without end.
    */
   #insert(hash: number, id: number): void {
     let carried = this.#place(this.#table, hash, id + 1);
-    for (let growths = 0; carried !== 0; growths++) {
-      if (growths === MAX_GROWTHS) {
-        throw new RangeError(`more than ${MAX_DISTANCE} blocks hash to one slot of the table`);
-      }
+    for (
+      let growths = 0;
+      carried !== 0 && growths < MAX_GROWTHS && this.#used * 8 >= this.#table.length;
+      growths++
+    ) {
       // `carried` is in no table: the drain below cannot move it, and it is placed after.
       this.#migrate(Number.POSITIVE_INFINITY);
       this.#resize(this.#table.length * 2);
       this.#migrate(Number.POSITIVE_INFINITY);
       carried = this.#place(this.#table, this.#hashOf(carried - 1), carried);
     }
-    this.#used++;
+    // The table gained an entry, or traded the one left over for the new one.
+    if (carried === 0) this.#used++;
+    else this.#overflow.push(carried);
   }
 
   /** The table hash of block `id`'s key. */
@@ -408,7 +422,7 @@ const ID_BITS = 26;
 const ID_MASK = (1 << ID_BITS) - 1;
 const TOMBSTONE_ID = ID_MASK;
 const MAX_DISTANCE = 63;
-/** Doublings one insert may cause before it gives up (see `#insert`). */
+/** Doublings one insert may cause before its entry left over goes to the overflow (see `#insert`). */
 const MAX_GROWTHS = 4;
 /** The most blocks the store holds: ids + 1 fit 26 bits, all ones being the tombstone. */
 export const MAX_BLOCKS = ID_MASK - 2;

@@ -369,7 +369,7 @@ class CompactCacheIndex implements CacheIndex {
     }
     let tokensSoFar = 0;
     // Reading each block's newest holder here, where the reads do not wait on one another, makes
-    // the walks below cache hits (as findChain does for the blocks).
+    // the walks below cache hits (the blocks' records were just read by findChain).
     let touched = 0;
     for (let level = 0; level < resolved; level++) {
       const block = chain[level] as number;

@@ -122,9 +122,12 @@ class IndexKvEventSink implements KvEventSink {
     if (reason === "removed") this.#models.delete(source.name);
   }
 
-  keepAlive(source: KvEventSource, until: number): void {
-    for (const [replicaId, models] of this.#models.get(source.name) ?? []) {
-      for (const model of models) {
+  keepAlive(source: KvEventSource, ranks: readonly (number | undefined)[], until: number): void {
+    const bySource = this.#models.get(source.name);
+    if (bySource === undefined) return;
+    for (const rank of ranks) {
+      const replicaId = replicaIdFor(source, rank);
+      for (const model of bySource.get(replicaId) ?? []) {
         this.#index.keepAlive({ tenant: source.tenant, model, replicaId }, until);
       }
     }

@@ -24,8 +24,9 @@ export interface KvEventSink {
    */
   clear(source: KvEventSource, rank: number | undefined, reason: ClearReason): void;
   /**
-   * The stream is live and gap-free: the replicas behind `source` still hold what they announced,
-   * so their entries stay valid until `until` (index clock, ms) even past the TTL.
+   * The stream is live and gap-free for `ranks`: the replicas behind (`source`, rank) still hold
+   * what they announced, so their entries stay valid until `until` (index clock, ms) even past the
+   * TTL. Replicas of other ranks are left to age.
    */
-  keepAlive(source: KvEventSource, until: number): void;
+  keepAlive(source: KvEventSource, ranks: readonly (number | undefined)[], until: number): void;
 }

@@ -29,10 +29,11 @@ const FIELDS = [
 const KNOWN_FIELDS = new Set<string>(FIELDS);
 const ENGINES = ["vllm", "sglang"] as const;
 
-// tcp://host:port with a host the sidecar can connect to (no `*`): a name or IPv4 address of the
-// characters libzmq accepts (it refuses others only when connecting), IPv6 in brackets; or
-// ipc://path, the path short enough for a Unix socket address (108 bytes with its terminator).
-const TCP_ENDPOINT = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*):([0-9]{1,5})$/;
+// tcp://host:port with a host the sidecar can connect to (no `*`): a name or IPv4 address as
+// libzmq takes them (it refuses others only when connecting: other characters, or a first one
+// that is not a letter or digit), IPv6 in brackets; or ipc://path, the path short enough for a
+// Unix socket address (108 bytes with its terminator).
+const TCP_ENDPOINT = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9_.-]*):([0-9]{1,5})$/;
 const IPC_ENDPOINT = /^ipc:\/\/(\S+)$/;
 const MAX_IPC_PATH_BYTES = 107;
 
@@ -191,7 +192,7 @@ class SourceFields {
       }
     }
     return this.#fail(
-      `${key} must be tcp://host:port (a host name or address to connect to: letters, digits, '.', '-', '_', not *) or ipc://path, got ${JSON.stringify(value)}`,
+      `${key} must be tcp://host:port (a host name or address to connect to: letters, digits, '.', '-', '_', starting with a letter or digit; not *) or ipc://path, got ${JSON.stringify(value)}`,
     );
   }
 

@@ -123,6 +123,11 @@ interface ReplicaProgress {
   /** The last applied batch's `ts`: a replay's first reply must match it to be the same history. */
   lastTs: number;
   lastBatchAt: number | undefined;
+  /**
+   * Whether the stream vouches for the replica (keeps it alive): from its first batch applied
+   * until the connection is lost, and again from its next batch applied after that.
+   */
+  vouched: boolean;
   batches: number;
   stored: number;
   removed: number;
@@ -162,12 +167,8 @@ class ZmqKvEventStream implements KvEventStream {
   #decodeErrors = 0;
   /** Set while a gap is being recovered: the stream is not known to be gap-free, so no keep-alive. */
   #recovering = false;
-  /**
-   * Cleared when the connection is lost: the engine may have restarted while away, and an idle
-   * engine would not say so. Set again once a batch has been applied after the reconnection (a
-   * restarted engine's first batch, its seq starting over, clears its replica first).
-   */
-  #vouching = true;
+  /** keepAlive()'s scratch: the ranks vouched for. */
+  readonly #vouched: (number | undefined)[] = [];
   #closed = false;
   readonly #warnings: LogThrottle;
   readonly #keepAliveTimer: NodeJS.Timeout;
@@ -201,8 +202,8 @@ class ZmqKvEventStream implements KvEventStream {
       this.#subscriber.subscribe(this.source.topic);
     } catch (error) {
       // libzmq refuses some endpoints the sources file cannot rule out (it resolves hosts its own
-      // way): the socket and its observer would otherwise stay open, one set per attempt.
-      this.#subscriber.events.close();
+      // way): the socket and its observer would otherwise stay open, one set per attempt. Closing
+      // the socket ends its observer too (closing that first leaves a rejection nobody handles).
       this.#subscriber.close();
       throw error;
     }
@@ -447,7 +448,7 @@ class ZmqKvEventStream implements KvEventStream {
 
   #apply(replica: ReplicaProgress, seq: bigint, batch: KvEventBatch): void {
     this.#sink.apply(this.source, batch);
-    this.#vouching = true;
+    replica.vouched = true;
     replica.lastSeq = seq;
     replica.lastTs = batch.ts;
     replica.lastBatchAt = this.#clock.now();
@@ -479,10 +480,17 @@ class ZmqKvEventStream implements KvEventStream {
   }
 
   #keepAlive(): void {
-    if (this.#closed || this.#recovering || !this.#vouching || this.#connection !== "connected") {
-      return;
-    }
-    this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
+    if (this.#closed || this.#recovering || this.#connection !== "connected") return;
+    this.#vouch();
+  }
+
+  /** Keeps the replicas of the ranks vouched for alive for the liveness window from now. */
+  #vouch(): void {
+    const ranks = this.#vouched;
+    ranks.length = 0;
+    for (const replica of this.#replicas.values()) if (replica.vouched) ranks.push(replica.rank);
+    if (ranks.length === 0) return;
+    this.#sink.keepAlive(this.source, ranks, this.#clock.now() + this.#options.livenessWindowMs);
   }
 
   /** The rank's progress, created on first sight; undefined past {@link MAX_RANKS} ranks. */
@@ -507,6 +515,7 @@ class ZmqKvEventStream implements KvEventStream {
         restarts: 0,
         gapClears: 0,
         restartClears: 0,
+        vouched: false,
       };
       this.#replicas.set(rank, replica);
     }
@@ -517,11 +526,16 @@ class ZmqKvEventStream implements KvEventStream {
     if (this.#closed || this.#connection === connection) return;
     const wasConnected = this.#connection === "connected";
     this.#connection = connection;
-    if (wasConnected && !this.#recovering && this.#vouching) {
+    if (wasConnected && !this.#recovering) {
       // The liveness window runs from the moment the stream went, not from the timer's last tick.
-      this.#sink.keepAlive(this.source, this.#clock.now() + this.#options.livenessWindowMs);
+      this.#vouch();
     }
-    if (connection === "disconnected") this.#vouching = false;
+    if (connection === "disconnected") {
+      // An engine may restart while away, and an idle one would not say so: each rank is vouched
+      // for again once it has a batch applied (a restarted rank's first batch, its seq starting
+      // over, clears its replica first).
+      for (const replica of this.#replicas.values()) replica.vouched = false;
+    }
     this.#log(
       connection === "connected" ? "info" : "warn",
       { connection },

@@ -151,7 +151,7 @@ describe("createIndexKvEventSink()", () => {
 
   it("keeps a live source's entries past the ttl, under every model it stored for", () => {
     sink.apply(SOURCE, batchOf([stored(1, 4), stored(1, 4, { loraName: "sql-adapter" })]));
-    sink.keepAlive(SOURCE, clock.now() + 2 * TTL);
+    sink.keepAlive(SOURCE, [undefined], clock.now() + 2 * TTL);
     clock.advance(TTL + 1);
     expect(hints()).toHaveLength(1);
     expect(hints(4, "sql-adapter")).toHaveLength(1);
@@ -159,9 +159,17 @@ describe("createIndexKvEventSink()", () => {
     expect(hints()).toEqual([]);
   });
 
+  it("keeps alive only the ranks it is told of", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4)], 0));
+    sink.apply(SOURCE, batchOf([stored(1, 4)], 1));
+    sink.keepAlive(SOURCE, [1], clock.now() + 2 * TTL);
+    clock.advance(TTL + 1);
+    expect(hints().map((hint) => hint.replicaId)).toEqual(["pod-7/dp1"]);
+  });
+
   it("ends the keep-alive of a source that leaves the configuration", () => {
     sink.apply(SOURCE, batchOf([stored(1, 4)]));
-    sink.keepAlive(SOURCE, clock.now() + 10 * TTL);
+    sink.keepAlive(SOURCE, [undefined], clock.now() + 10 * TTL);
     sink.clear(SOURCE, undefined, "removed");
     index.report({
       tenant: SOURCE.tenant,

@@ -124,7 +124,7 @@ describe("parseKvEventSources()", () => {
     [
       "a bind address as endpoint",
       sourcesText({ ...required, endpoint: "tcp://*:5557" }),
-      `sources[0].endpoint must be tcp://host:port (a host name or address to connect to: letters, digits, '.', '-', '_', not *) or ipc://path, got "tcp://*:5557"`,
+      `sources[0].endpoint must be tcp://host:port (a host name or address to connect to: letters, digits, '.', '-', '_', starting with a letter or digit; not *) or ipc://path, got "tcp://*:5557"`,
     ],
     // Hosts libzmq refuses when connecting, which would leave the source dead after start-up.
     [
@@ -140,6 +140,11 @@ describe("parseKvEventSources()", () => {
     [
       "a host starting with a hyphen",
       sourcesText({ ...required, endpoint: "tcp://-pod:5557" }),
+      /^sources\[0\]\.endpoint must be tcp:\/\/host:port/,
+    ],
+    [
+      "a host starting with an underscore",
+      sourcesText({ ...required, endpoint: "tcp://_pod:5557" }),
       /^sources\[0\]\.endpoint must be tcp:\/\/host:port/,
     ],
     [

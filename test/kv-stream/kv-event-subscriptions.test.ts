@@ -63,7 +63,7 @@ describe("createKvEventSubscriptions()", () => {
     const created = createKvEventSubscriptions({
       sink: {
         apply: (s, batch) => sink.apply(s, batch),
-        keepAlive: (s, until) => sink.keepAlive(s, until),
+        keepAlive: (s, ranks, until) => sink.keepAlive(s, ranks, until),
         clear: (s, rank, reason) => log.push(`clear ${s.name} ${rank} ${reason}`),
       },
       createStream: (s) => {

@@ -11,7 +11,12 @@ export type SinkCall =
       readonly rank: number | undefined;
       readonly reason: ClearReason;
     }
-  | { readonly op: "keepAlive"; readonly source: string; readonly until: number };
+  | {
+      readonly op: "keepAlive";
+      readonly source: string;
+      readonly ranks: readonly (number | undefined)[];
+      readonly until: number;
+    };
 
 /** A sink that records every call, in order, by source name. */
 export class RecordingSink implements KvEventSink {
@@ -25,8 +30,9 @@ export class RecordingSink implements KvEventSink {
     this.calls.push({ op: "clear", source: source.name, rank, reason });
   }
 
-  keepAlive(source: KvEventSource, until: number): void {
-    this.calls.push({ op: "keepAlive", source: source.name, until });
+  keepAlive(source: KvEventSource, ranks: readonly (number | undefined)[], until: number): void {
+    // A copy: the stream reuses its array.
+    this.calls.push({ op: "keepAlive", source: source.name, ranks: [...ranks], until });
   }
 
   /** The applied batches' timestamps, which tests use to tell batches apart. */

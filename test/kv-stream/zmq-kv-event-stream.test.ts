@@ -140,6 +140,18 @@ describe("createZmqKvEventStream()", () => {
     expect(sink.appliedTs.at(-1)).toBe(tsOf(2));
   });
 
+  it("fails to start, leaving nothing open, on an endpoint libzmq refuses", async () => {
+    // Not a valid sources file entry; the stream must still clean up after itself.
+    const source = kvEventSource({ endpoint: "tcp://_pod:5557" });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      expect(() =>
+        createZmqKvEventStream({ source, sink: new RecordingSink(), clock: new ManualClock() }),
+      ).toThrow(/Invalid argument/);
+    }
+    // A socket closed the wrong way surfaces as an unhandled error, which fails the run.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  });
+
   it("only receives its topic", async () => {
     const engine = await startEngine({ topic: "kv-events" });
     await subscribe(engine);
@@ -314,6 +326,7 @@ describe("createZmqKvEventStream()", () => {
     expect(sink.calls[afterBatch]).toEqual({
       op: "keepAlive",
       source: "pod-a",
+      ranks: [undefined],
       until: clock.now() + 200,
     });
     const ticks = sink.keepAlives;
@@ -323,7 +336,12 @@ describe("createZmqKvEventStream()", () => {
     await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
     // The last keep-alive is given as the stream goes: the window starts then.
     const last = sink.calls.at(-1);
-    expect(last).toEqual({ op: "keepAlive", source: "pod-a", until: clock.now() + 200 });
+    expect(last).toEqual({
+      op: "keepAlive",
+      source: "pod-a",
+      ranks: [undefined],
+      until: clock.now() + 200,
+    });
     const atDisconnect = sink.keepAlives;
     await new Promise((resolve) => setTimeout(resolve, 200)); // four timer periods
     expect(sink.keepAlives).toBe(atDisconnect);
@@ -349,6 +367,28 @@ describe("createZmqKvEventStream()", () => {
     await waitFor(() => sink.appliedTs.length === 2, "the batch after the reconnection");
     expect(sink.log).toEqual([`apply ${tsOf(1)}`, `apply ${tsOf(2)}`]);
     await waitFor(() => sink.keepAlives > atDisconnect, "keep-alives again");
+  });
+
+  it("after a reconnection, vouches again only for the ranks that have published since", async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine, { livenessWindowMs: 200 });
+    await engine.publish(0, batchPayload(1, [], 0));
+    await engine.publish(0, batchPayload(2, [], 1));
+    await waitFor(() => sink.appliedTs.length === 2, "a batch of each rank");
+    engine.close();
+    await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+
+    const again = await startEngine({ endpoint: engine.endpoint });
+    await again.waitForSubscriber();
+    await waitFor(() => stream.state().connection === "connected", "the reconnection");
+    // Rank 0 restarted and says so; rank 1 stays silent, so nothing speaks for it.
+    await again.publish(0, batchPayload(3, [], 0));
+    await waitFor(() => sink.appliedTs.length === 3, "rank 0's batch after the reconnection");
+    const from = sink.calls.length;
+    await new Promise((resolve) => setTimeout(resolve, 120)); // two timer periods
+    const later = sink.calls.slice(from).filter((call) => call.op === "keepAlive");
+    expect(later.length).toBeGreaterThan(0);
+    for (const call of later) expect(call).toMatchObject({ ranks: [0] });
   });
 
   it("cancels a replay in progress when closed, and applies nothing after", async () => {
