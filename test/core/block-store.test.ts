@@ -171,16 +171,16 @@ describe("BlockStore with keys chosen to share a slot", () => {
     );
     const c = keyWithHash(SEED, 0, 0x0000_0002, 2);
     const all = [z, ...a, c];
-    const ids = all.map(([high, low]) => store.create(0, high, low, 1));
-    expect(all.map(([high, low]) => store.find(0, high, low))).toEqual(ids);
+    const ids = createAll(store, all);
+    expect(findAll(store, all)).toEqual(ids);
     expect(store.size).toBe(66);
   });
 
   it("keeps every block findable, and the table small, when more than 63 keys share one hash", () => {
     const store = new BlockStore(SEED);
     const keys = Array.from({ length: 200 }, (_, i) => keyWithHash(SEED, 0, 0x1234_5678, 1 + i));
-    const ids = keys.map(([high, low]) => store.create(0, high, low, 1));
-    expect(keys.map(([high, low]) => store.find(0, high, low))).toEqual(ids);
+    const ids = createAll(store, keys);
+    expect(findAll(store, keys)).toEqual(ids);
     expect(store.size).toBe(200);
     // The table did not grow to chase keys that share a slot at every size: it is about the size
     // it has for as many keys that do not collide.
@@ -205,18 +205,28 @@ describe("BlockStore with keys chosen to share a slot", () => {
     const a = Array.from({ length: 64 }, (_, i) => keyWithHash(SEED, 0, 0x8000_0000, 100 + i));
     const c = keyWithHash(SEED, 0, 0x7fff_ffff, 2);
     const all = [z, ...a, c];
-    const ids = all.map(([high, low]) => store.create(0, high, low, 1));
-    expect(all.map(([high, low]) => store.find(0, high, low))).toEqual(ids);
+    const ids = createAll(store, all);
+    expect(findAll(store, all)).toEqual(ids);
     expect(store.size).toBe(66);
   });
 
   it("spreads the same keys over the table under another seed", () => {
     const store = new BlockStore(SEED + 1);
     const keys = Array.from({ length: 200 }, (_, i) => keyWithHash(SEED, 0, 0x1234_5678, 1 + i));
-    const ids = keys.map(([high, low]) => store.create(0, high, low, 1));
-    expect(keys.map(([high, low]) => store.find(0, high, low))).toEqual(ids);
+    const ids = createAll(store, keys);
+    expect(findAll(store, keys)).toEqual(ids);
   });
 });
+
+/** Creates a block for each key, in scope 0; returns their ids in order. */
+function createAll(store: BlockStore, keys: readonly (readonly [number, number])[]): number[] {
+  return keys.map(([high, low]) => store.create(0, high, low, 1));
+}
+
+/** What a find in scope 0 returns for each key, in order. */
+function findAll(store: BlockStore, keys: readonly (readonly [number, number])[]): number[] {
+  return keys.map(([high, low]) => store.find(0, high, low));
+}
 
 /**
  * A key (high, low) in `scope` whose table hash under `seed` is `hash`: what a client who knew the

@@ -21,6 +21,15 @@ import {
 import { RecordingLogger } from "./recording-logger.js";
 import { RecordingSink } from "./recording-sink.js";
 
+/** Makes `sink` throw, as a buggy sink would, on the batch with timestamp `ts`. */
+function throwOnApply(sink: RecordingSink, ts: number): void {
+  const apply = sink.apply.bind(sink);
+  sink.apply = (source, batch) => {
+    if (batch.ts === ts) throw new Error("a bug in the sink");
+    apply(source, batch);
+  };
+}
+
 function sourceFor(engine: FakeEngine, overrides: Partial<KvEventSource> = {}): KvEventSource {
   return kvEventSource({
     endpoint: engine.endpoint,
@@ -408,11 +417,7 @@ describe("createZmqKvEventStream()", () => {
     const engine = await startEngine();
     const logger = new RecordingLogger();
     const stream = await subscribe(engine, { logger });
-    const apply = sink.apply.bind(sink);
-    sink.apply = (source, batch) => {
-      if (batch.ts === tsOf(2)) throw new Error("a bug in the sink");
-      apply(source, batch);
-    };
+    throwOnApply(sink, tsOf(2));
     await engine.publish(0, batchPayload(1));
     await engine.publish(1, batchPayload(2));
     await engine.publish(2, batchPayload(3));
@@ -431,11 +436,7 @@ describe("createZmqKvEventStream()", () => {
       { logger },
       sourceFor(engine, { replayEndpoint: undefined }),
     );
-    const apply = sink.apply.bind(sink);
-    sink.apply = (source, batch) => {
-      if (batch.ts === tsOf(2)) throw new Error("a bug in the sink");
-      apply(source, batch);
-    };
+    throwOnApply(sink, tsOf(2));
     await engine.publish(0, batchPayload(1));
     // Seq 1 is lost; the recovery clears the replica, then the sink throws on the live batch.
     await engine.publish(2, batchPayload(2));
