@@ -199,6 +199,7 @@ class CompactCacheIndex implements CacheIndex {
   #chain: Uint32Array;
   #maxTokens: Float64Array;
   #evaluated = new Uint32Array(64);
+  #best: TopCandidates;
   #allowed = new Uint32Array(64);
   #stamp = 0;
   /** Holders seen by the last cold membership walk, for promotion. */
@@ -217,6 +218,7 @@ class CompactCacheIndex implements CacheIndex {
     this.#base = options.clock.now();
     this.#chain = new Uint32Array(options.maxChainLength);
     this.#maxTokens = new Float64Array(options.maxChainLength);
+    this.#best = new TopCandidates(Math.max(options.defaultMaxHints, options.maxHintsLimit));
   }
 
   report(report: CacheReport): ReportOutcome {
@@ -392,7 +394,8 @@ class CompactCacheIndex implements CacheIndex {
     // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
     const anyLive = this.#liveUntilMax >= now;
     const maxWeight = this.#tiers.max;
-    const best: Candidate[] = [];
+    const best = this.#best;
+    best.reset(limit);
     const evaluated = this.#evaluated;
     // Deepest level first. Before a level: every replica not yet evaluated either cannot beat the
     // k-th best or has a run ending at or above this level, so scores at most maxTokens[level]
@@ -400,17 +403,18 @@ class CompactCacheIndex implements CacheIndex {
     for (let level = resolved - 1; level >= 0; level--) {
       const tokensBound = maxTokens[level] as number;
       const levelBound = tokensBound * maxWeight;
-      if (best.length === limit && (best[limit - 1] as Candidate).score > levelBound) break;
+      const kthAtLevel = best.kth;
+      if (kthAtLevel !== undefined && kthAtLevel.score > levelBound) break;
       // Reaching the head block with the hints not yet full, every deeper level was read in full:
       // a replica not yet evaluated holds no deeper block of the chain, so its run is the head.
-      const runLimit = level === 0 && best.length < limit ? 1 : resolved;
+      const runLimit = level === 0 && best.count < limit ? 1 : resolved;
       for (
         let holder = blocks.headOf(chain[level] as number);
         holder !== NIL;
         holder = this.#holders.get(holder, BLOCK_NEXT)
       ) {
         const confirmed = this.#holders.get(holder, CONFIRMED) & TICK_MASK;
-        const kth = best.length === limit ? (best[limit - 1] as Candidate) : undefined;
+        const kth = best.kth;
         // If its run includes this level, the most this replica can score; a run that stops above
         // scores at most the bound met at its last block.
         let bound = Number.POSITIVE_INFINITY;
@@ -434,36 +438,35 @@ class CompactCacheIndex implements CacheIndex {
         if (
           kth !== undefined &&
           kth.score === bound &&
-          !winsTie((this.#groups[group] as HolderGroup).replica, kth.replica)
+          !winsTie((this.#groups[group] as HolderGroup).replica, kth.replica as ReplicaRecord)
         ) {
           continue;
         }
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
-        const candidate = this.#evaluate(
-          group,
-          runLimit,
-          level,
-          holder,
-          liveSince,
-          nowTick,
-          now,
-          kth,
-        );
-        if (candidate !== undefined) insertCandidate(best, candidate, limit);
+        const spare = best.spare;
+        if (this.#evaluate(spare, group, runLimit, level, holder, liveSince, nowTick, now, kth)) {
+          best.offerSpare();
+        }
       }
     }
 
-    if (best.length === 0) return noHint("no-hint", "", depth, truncated, "");
-    const hints: ReplicaHint[] = best.map((c) => ({
-      replicaId: c.replica.id,
-      matchedBlocks: c.blocks,
-      matchedTokens: c.tokens,
-      freshness: c.freshness,
-      tier: c.tier,
-      score: c.score,
-      stats: c.replica.stats,
-    }));
+    if (best.count === 0) return noHint("no-hint", "", depth, truncated, "");
+    const hints: ReplicaHint[] = [];
+    for (let i = 0; i < best.count; i++) {
+      const c = best.at(i);
+      const replica = c.replica as ReplicaRecord;
+      hints.push({
+        replicaId: replica.id,
+        matchedBlocks: c.blocks,
+        matchedTokens: c.tokens,
+        freshness: c.freshness,
+        tier: c.tier,
+        score: c.score,
+        stats: replica.stats,
+      });
+    }
+    best.release();
     return {
       reason: "prefix-match",
       hints,
@@ -581,12 +584,13 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   /**
-   * The consecutive run of `group` from the head of the chain, at most `runLimit` blocks long, or
-   * undefined if it has none or it would not rank before `kth` (then nothing is allocated).
-   * `known` is the group's holder of the block at `knownLevel` (below `runLimit`), met by the
+   * Writes into `into` the consecutive run of `group` from the head of the chain, at most
+   * `runLimit` blocks long, and returns true; returns false, leaving `into` as it was, if the group
+   * has no run or it would not rank before `kth`. `known` is the group's holder of the block at `knownLevel` (below `runLimit`), met by the
    * caller: that block needs no probe.
    */
   #evaluate(
+    into: Candidate,
     group: number,
     runLimit: number,
     knownLevel: number,
@@ -595,7 +599,7 @@ class CompactCacheIndex implements CacheIndex {
     nowTick: number,
     now: number,
     kth: Candidate | undefined,
-  ): Candidate | undefined {
+  ): boolean {
     const replica = (this.#groups[group] as HolderGroup).replica;
     const keptAlive = replica.liveUntil >= now;
     const tiers = this.#tiers;
@@ -616,17 +620,24 @@ class CompactCacheIndex implements CacheIndex {
         tierMask = mask;
       }
     }
-    if (run === 0) return undefined;
+    if (run === 0) return false;
     const tokens = this.#blocks.tokensOf(this.#chain[run - 1] as number) & TOKEN_MASK;
     const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
     const score = tokens * freshness * weight;
     if (
       kth !== undefined &&
-      (score < kth.score || (score === kth.score && !winsTie(replica, kth.replica)))
+      (score < kth.score ||
+        (score === kth.score && !winsTie(replica, kth.replica as ReplicaRecord)))
     ) {
-      return undefined;
+      return false;
     }
-    return { replica, blocks: run, tokens, freshness, tier: tiers.tierOf(tierMask), score };
+    into.replica = replica;
+    into.blocks = run;
+    into.tokens = tokens;
+    into.freshness = freshness;
+    into.tier = tiers.tierOf(tierMask);
+    into.score = score;
+    return true;
   }
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
@@ -1175,14 +1186,79 @@ class CompactCacheIndex implements CacheIndex {
   }
 }
 
-/** One evaluated replica: its run from the head of the chain. */
-interface Candidate {
-  readonly replica: ReplicaRecord;
-  readonly blocks: number;
-  readonly tokens: number;
-  readonly freshness: number;
-  readonly tier: StorageTier;
-  readonly score: number;
+/** One evaluated replica: its run from the head of the chain. Reused from lookup to lookup. */
+class Candidate {
+  /** Undefined only while the candidate is spare between lookups. */
+  replica: ReplicaRecord | undefined = undefined;
+  blocks = 0;
+  tokens = 0;
+  freshness = 0;
+  tier: StorageTier = "gpu";
+  score = 0;
+}
+
+/**
+ * The best candidates of one lookup, sorted by `ranksBefore`, at most `limit`, in objects reused
+ * by every lookup. A lookup can evaluate a candidate per replica holding the chain's head; an
+ * object each would be garbage that a loaded server pays for in scavenges. An evaluation fills
+ * `spare`; `offerSpare()` ranks it in (what it pushes out becomes the spare) or leaves it spare.
+ */
+class TopCandidates {
+  readonly #slots: Candidate[];
+  #limit = 0;
+  count = 0;
+
+  /** Room for `capacity` candidates: at least any lookup's limit. */
+  constructor(capacity: number) {
+    this.#slots = Array.from({ length: capacity + 1 }, () => new Candidate());
+  }
+
+  /** Empties the list for a lookup of at most `limit` hints (at most the capacity). */
+  reset(limit: number): void {
+    this.#limit = limit;
+    this.count = 0;
+  }
+
+  /** The k-th best once the list is full: what a candidate must beat to enter. */
+  get kth(): Candidate | undefined {
+    return this.count === this.#limit ? this.#slots[this.#limit - 1] : undefined;
+  }
+
+  /** The object the next evaluation writes into. */
+  get spare(): Candidate {
+    return this.#slots[this.count] as Candidate;
+  }
+
+  /** The i-th best, for i < count. */
+  at(i: number): Candidate {
+    return this.#slots[i] as Candidate;
+  }
+
+  /** Ranks the spare in, unless the list is full and it does not rank before the last. */
+  offerSpare(): void {
+    const slots = this.#slots;
+    const candidate = slots[this.count] as Candidate;
+    const limit = this.#limit;
+    let i = this.count;
+    if (i === limit) {
+      if (!ranksBefore(candidate, slots[limit - 1] as Candidate)) return;
+      // The last is pushed out and becomes the spare.
+      slots[limit] = slots[limit - 1] as Candidate;
+      i = limit - 1;
+    } else {
+      this.count++;
+    }
+    while (i > 0 && ranksBefore(candidate, slots[i - 1] as Candidate)) {
+      slots[i] = slots[i - 1] as Candidate;
+      i--;
+    }
+    slots[i] = candidate;
+  }
+
+  /** Lets go of the replicas the candidates name, so that none is kept past its removal. */
+  release(): void {
+    for (let i = 0; i <= this.count; i++) (this.#slots[i] as Candidate).replica = undefined;
+  }
 }
 
 /** Load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
@@ -1193,7 +1269,9 @@ function loadOf(replica: ReplicaRecord): number {
 
 /** The order of `compareHints`: higher score, then lower load, then replica id. */
 function ranksBefore(a: Candidate, b: Candidate): boolean {
-  return a.score !== b.score ? a.score > b.score : winsTie(a.replica, b.replica);
+  return a.score !== b.score
+    ? a.score > b.score
+    : winsTie(a.replica as ReplicaRecord, b.replica as ReplicaRecord);
 }
 
 /** Whether `a` ranks before `b` when their scores are equal: lower load, then replica id. */
@@ -1201,15 +1279,4 @@ function winsTie(a: ReplicaRecord, b: ReplicaRecord): boolean {
   const load = loadOf(a) - loadOf(b);
   if (load !== 0) return load < 0;
   return a.id < b.id;
-}
-
-/** Inserts into `best`, kept sorted and at most `limit` long. */
-function insertCandidate(best: Candidate[], candidate: Candidate, limit: number): void {
-  if (best.length === limit && !ranksBefore(candidate, best[limit - 1] as Candidate)) return;
-  let i = best.length < limit ? best.length : limit - 1;
-  while (i > 0 && ranksBefore(candidate, best[i - 1] as Candidate)) {
-    best[i] = best[i - 1] as Candidate;
-    i--;
-  }
-  best[i] = candidate;
 }

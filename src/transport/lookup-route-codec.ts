@@ -38,19 +38,47 @@ export const lookupRouteCodec: GrpcMethodCodec<
 > = {
   method: CacheIndexService.method.lookupRoute,
   // The server decodes, answers and encodes each call synchronously, and a lookup keeps nothing
-  // of its request: the 8-byte hashes can live in reused arrays.
-  decodeRequest: (bytes) => decodeLookupRouteRequest(bytes, { reuseHashes: true }),
+  // of its request: the message, its lists and the 8-byte hashes can be reused.
+  decodeRequest: (bytes) => decodeLookupRouteRequest(bytes, REUSE),
   encodeResponse: encodeLookupRouteResponse,
 };
 
 /**
  * Arrays the 8-byte prefix hashes of a request are copied into when the caller lets them be
- * reused (`reuseHashes`): the next such decode overwrites them. Grows to the longest chain seen,
+ * reused (`reuse`): the next such decode overwrites them. Grows to the longest chain seen,
  * up to MAX_REUSED_HASHES; hashes past that (a chain longer than any index evaluates by default)
  * are views, so that one huge request does not pin its hashes for the life of the process.
  */
 const reusedHashes: Uint8Array[] = [];
 const MAX_REUSED_HASHES = 8192;
+
+/**
+ * What a decode with `reuse` hands back and the next one overwrites: the result, the message, and
+ * a list of prefix hashes per chain length up to MAX_LISTED_HASHES (a list's length is the chain's,
+ * and cutting one list to each length would free and regrow its storage). A loaded server decodes
+ * thousands of requests a second, and each of these objects made anew is garbage its scavenges
+ * pay for. A chain that is longer, or has a hash that is not 8 bytes (a view of the request),
+ * gets a list of its own; so does a request that names candidate replicas.
+ */
+const MAX_LISTED_HASHES = 256;
+const listsByLength: (Uint8Array[] | undefined)[] = [];
+/** Where a reusing decode collects the hashes before it knows how many: grow-only. */
+const scratchHashes: Uint8Array[] = [];
+const NO_BYTES = new Uint8Array(0);
+const NO_CANDIDATES: readonly string[] = Object.freeze([]);
+const reusedMessage: LookupRouteRequest = {
+  $typeName: "inferencecache.v1.LookupRouteRequest",
+  tenant: "",
+  model: "",
+  hashScheme: "",
+  prefixHashes: [],
+  candidateReplicaIds: [],
+  maxHints: 0,
+};
+const reusedResult = { message: reusedMessage };
+const reusedReader = new ProtoReader(NO_BYTES);
+
+const REUSE = { reuse: true } as const;
 
 const REQUEST_TAG = {
   tenant: (1 << 3) | WireType.LengthDelimited,
@@ -89,21 +117,26 @@ const PREFIX_HASH_LABEL = "prefix_hashes[?]";
  * Cost: O(bytes); allocates the message, its two arrays, a view per prefix hash and the strings
  * (but not a tenant, model or scheme equal to the previous request's).
  *
- * With `reuseHashes`, 8-byte prefix hashes (vLLM's and SGLang's) are copied into arrays that the
- * next decode with `reuseHashes` overwrites, instead of becoming views: a view costs more to make
- * than 8 bytes to copy. For a caller that is done with the message before it decodes another.
+ * With `reuse`, the next decode with `reuse` overwrites the message and its lists, and 8-byte
+ * prefix hashes (vLLM's and SGLang's) are copied into arrays it overwrites too, instead of
+ * becoming views: a view costs more to make than 8 bytes to copy. For a caller that is done with
+ * the message before it decodes another. A gateway's usual request (a chain of at most 256 8-byte
+ * hashes, no candidates, the same scope as the last) then allocates nothing.
  */
 export function decodeLookupRouteRequest(
   bytes: Uint8Array,
-  options: { readonly reuseHashes?: boolean } = {},
+  options: { readonly reuse?: boolean } = {},
 ): DecodeResult<LookupRouteRequest> {
-  const reuse = options.reuseHashes === true;
-  const reader = new ProtoReader(bytes);
+  const reuse = options.reuse === true;
+  const reader = reuse ? reusedReader.reset(bytes) : new ProtoReader(bytes);
   let tenant = "";
   let model = "";
   let hashScheme = "";
-  const prefixHashes: Uint8Array[] = [];
-  const candidateReplicaIds: string[] = [];
+  const hashes: Uint8Array[] = reuse ? scratchHashes : [];
+  let hashCount = 0;
+  /** Whether every hash is in a reused array: none is a view of `bytes`. */
+  let allCopied = true;
+  let candidateReplicaIds: string[] | undefined;
   let maxHints = 0;
   try {
     while (!reader.done) {
@@ -120,25 +153,30 @@ export function decodeLookupRouteRequest(
           break;
         case REQUEST_TAG.prefixHashes: {
           // A constant label: the hash's index is filled in only when reading fails.
-          if (reuse && prefixHashes.length < MAX_REUSED_HASHES) {
-            const i = prefixHashes.length;
-            let into = reusedHashes[i];
+          if (reuse && hashCount < MAX_REUSED_HASHES) {
+            let into = reusedHashes[hashCount];
             if (into === undefined) {
               into = new Uint8Array(8);
               reusedHashes.push(into);
             }
             const copied = reader.bytes8(PREFIX_HASH_LABEL, into);
             if (copied !== undefined) {
-              prefixHashes.push(copied);
+              hashes[hashCount++] = copied;
               break;
             }
           }
-          prefixHashes.push(reader.bytes(PREFIX_HASH_LABEL));
+          // Read before counted: a hash that fails to read is named by the count.
+          const view = reader.bytes(PREFIX_HASH_LABEL);
+          hashes[hashCount++] = view;
+          allCopied = false;
           break;
         }
-        case REQUEST_TAG.candidateReplicaIds:
-          candidateReplicaIds.push(reader.string("candidate_replica_ids"));
+        case REQUEST_TAG.candidateReplicaIds: {
+          const id = reader.string("candidate_replica_ids");
+          candidateReplicaIds ??= [];
+          candidateReplicaIds.push(id);
           break;
+        }
         case REQUEST_TAG.maxHints:
           maxHints = reader.uint32("max_hints");
           break;
@@ -153,25 +191,55 @@ export function decodeLookupRouteRequest(
     }
   } catch (error) {
     if (!(error instanceof WireFormatError)) throw error;
+    if (reuse) releaseScratch(allCopied, hashCount);
     // A hash that failed to read is the one after those read.
     return {
-      error: error.message.replace(PREFIX_HASH_LABEL, `prefix_hashes[${prefixHashes.length}]`),
+      error: error.message.replace(PREFIX_HASH_LABEL, `prefix_hashes[${hashCount}]`),
     };
   }
   recent.tenant = tenant;
   recent.model = model;
   recent.hashScheme = hashScheme;
-  return {
-    message: {
-      $typeName: "inferencecache.v1.LookupRouteRequest",
-      tenant,
-      model,
-      hashScheme,
-      prefixHashes,
-      candidateReplicaIds,
-      maxHints,
-    },
-  };
+  if (!reuse) {
+    return {
+      message: {
+        $typeName: "inferencecache.v1.LookupRouteRequest",
+        tenant,
+        model,
+        hashScheme,
+        prefixHashes: hashes,
+        candidateReplicaIds: candidateReplicaIds ?? [],
+        maxHints,
+      },
+    };
+  }
+  reusedMessage.tenant = tenant;
+  reusedMessage.model = model;
+  reusedMessage.hashScheme = hashScheme;
+  reusedMessage.prefixHashes = allCopied ? listOf(hashCount) : hashes.slice(0, hashCount);
+  // A shared empty list: the service only reads it, and it is frozen against anything else.
+  reusedMessage.candidateReplicaIds = candidateReplicaIds ?? (NO_CANDIDATES as string[]);
+  reusedMessage.maxHints = maxHints;
+  releaseScratch(allCopied, hashCount);
+  return reusedResult;
+}
+
+/** Leaves the reused reader and scratch list holding nothing of the request just decoded. */
+function releaseScratch(allCopied: boolean, hashCount: number): void {
+  reusedReader.reset(NO_BYTES);
+  if (!allCopied) scratchHashes.fill(NO_BYTES, 0, hashCount);
+}
+
+/** The scratch list's first `count` hashes, in the reused list of that length or a new one. */
+function listOf(count: number): Uint8Array[] {
+  if (count > MAX_LISTED_HASHES) return scratchHashes.slice(0, count);
+  let list = listsByLength[count];
+  if (list === undefined) {
+    list = Array.from({ length: count }, () => NO_BYTES);
+    listsByLength[count] = list;
+  }
+  for (let i = 0; i < count; i++) list[i] = scratchHashes[i] as Uint8Array;
+  return list;
 }
 
 const RESPONSE = "inferencecache.v1.LookupRouteResponse";

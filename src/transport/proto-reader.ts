@@ -42,14 +42,22 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * reads outside the input. Each call is O(bytes read) and allocates only what it returns.
  */
 export class ProtoReader {
-  readonly #bytes: Uint8Array;
-  readonly #end: number;
+  #bytes: Uint8Array;
+  #end: number;
   /** The next byte to read; never past `#end` between calls. */
   #pos = 0;
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
     this.#end = bytes.length;
+  }
+
+  /** Starts reading `bytes` from the beginning, so that one reader serves many messages. */
+  reset(bytes: Uint8Array): this {
+    this.#bytes = bytes;
+    this.#end = bytes.length;
+    this.#pos = 0;
+    return this;
   }
 
   /** Whether every byte has been read. */

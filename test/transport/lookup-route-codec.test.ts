@@ -185,10 +185,10 @@ describe("decodeLookupRouteRequest()", () => {
     fc.assert(
       fc.property(requestInit, mutatedRequest, (init, other) => {
         const bytes = toBinary(LookupRouteRequestSchema, create(LookupRouteRequestSchema, init));
-        const reused = decodeLookupRouteRequest(bytes, { reuseHashes: true });
+        const reused = decodeLookupRouteRequest(bytes, { reuse: true });
         expect(reused.error).toBeUndefined();
         expect(reused.message).toStrictEqual(referenceDecode(bytes));
-        const again = decodeLookupRouteRequest(other, { reuseHashes: true });
+        const again = decodeLookupRouteRequest(other, { reuse: true });
         const reference = referenceDecode(other);
         if (again.error === undefined) expect(again.message).toStrictEqual(reference);
       }),
@@ -199,14 +199,14 @@ describe("decodeLookupRouteRequest()", () => {
         LookupRouteRequestSchema,
         create(LookupRouteRequestSchema, { prefixHashes: [hashOf(1)] }),
       ),
-      { reuseHashes: true },
+      { reuse: true },
     ).message;
     decodeLookupRouteRequest(
       toBinary(
         LookupRouteRequestSchema,
         create(LookupRouteRequestSchema, { prefixHashes: [hashOf(2)] }),
       ),
-      { reuseHashes: true },
+      { reuse: true },
     );
     expect(first?.prefixHashes[0]).toEqual(hashOf(2));
   });
@@ -217,15 +217,67 @@ describe("decodeLookupRouteRequest()", () => {
       LookupRouteRequestSchema,
       create(LookupRouteRequestSchema, { prefixHashes: chain }),
     );
-    const first = decodeLookupRouteRequest(bytes, { reuseHashes: true }).message;
+    const first = decodeLookupRouteRequest(bytes, { reuse: true }).message;
     expect(first?.prefixHashes).toEqual(chain);
     const tail = first?.prefixHashes[8199];
     const head = first?.prefixHashes[0];
     expect(tail?.buffer).toBe(bytes.buffer);
-    const second = decodeLookupRouteRequest(bytes, { reuseHashes: true }).message;
+    const second = decodeLookupRouteRequest(bytes, { reuse: true }).message;
     // The head's array was reused; the tail is a new view.
     expect(second?.prefixHashes[0]).toBe(head);
     expect(second?.prefixHashes[8199]).not.toBe(tail);
+    // Such a request's list is its own: the next decode leaves it as it is.
+    const secondHashes = second?.prefixHashes;
+    const short = toBinary(
+      LookupRouteRequestSchema,
+      create(LookupRouteRequestSchema, { prefixHashes: [hashOf(9)] }),
+    );
+    const third = decodeLookupRouteRequest(short, { reuse: true }).message;
+    expect(third?.prefixHashes).toEqual([hashOf(9)]);
+    expect(secondHashes).toHaveLength(8200);
+    expect(secondHashes?.[8199]).toEqual(chain[8199]);
+  });
+
+  it("with reuse, hands back the same message and lists, cut to each request's length", () => {
+    const encode = (init: Parameters<typeof create<typeof LookupRouteRequestSchema>>[1]) =>
+      toBinary(LookupRouteRequestSchema, create(LookupRouteRequestSchema, init));
+    const long = encode({
+      tenant: "t",
+      prefixHashes: [hashOf(1), hashOf(2), hashOf(3)],
+      candidateReplicaIds: ["a", "b"],
+      maxHints: 3,
+    });
+    const first = decodeLookupRouteRequest(long, { reuse: true }).message;
+    const short = (hash: Uint8Array) =>
+      decodeLookupRouteRequest(encode({ model: "m", prefixHashes: [hash] }), { reuse: true })
+        .message;
+    const second = short(hashOf(4));
+    expect(second).toBe(first);
+    expect(second).toStrictEqual(
+      create(LookupRouteRequestSchema, { model: "m", prefixHashes: [hashOf(4)] }),
+    );
+    // The list of a chain's length is reused by the next chain of that length.
+    const secondHashes = second?.prefixHashes;
+    expect(short(hashOf(5))?.prefixHashes).toBe(secondHashes);
+    expect(secondHashes).toEqual([hashOf(5)]);
+    // A hash that is not 8 bytes is a view of the request: that list is the request's own.
+    const odd = new Uint8Array([1, 2, 3]);
+    const withView = short(odd)?.prefixHashes;
+    expect(withView).toEqual([odd]);
+    expect(withView).not.toBe(secondHashes);
+    expect(short(hashOf(6))?.prefixHashes).toBe(secondHashes);
+    expect(withView).toEqual([odd]);
+    // A request that fails to decode leaves nothing of itself for the next.
+    const truncated = long.subarray(0, long.length - 1);
+    expect(decodeLookupRouteRequest(truncated, { reuse: true }).error).toBeDefined();
+    expect(decodeLookupRouteRequest(long, { reuse: true }).message).toStrictEqual(
+      create(LookupRouteRequestSchema, {
+        tenant: "t",
+        prefixHashes: [hashOf(1), hashOf(2), hashOf(3)],
+        candidateReplicaIds: ["a", "b"],
+        maxHints: 3,
+      }),
+    );
   });
 
   it("agrees with protobuf-es on any bytes it accepts, and fails on any bytes protobuf-es fails on", () => {
