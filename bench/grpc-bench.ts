@@ -19,10 +19,15 @@ export interface PhaseResult {
   readonly serverCpuUsPerCall: number;
 }
 
-/** Medians over rounds, for LookupRoute and for a no-op RPC on the same server. */
+/**
+ * LookupRoute against a no-op RPC on the same server, for several servers: medians over servers of
+ * each server's figures (its phases' medians, and its ratios of summed CPU).
+ */
 export interface GrpcResult {
-  readonly rounds: number;
+  readonly servers: number;
+  readonly roundsPerServer: number;
   readonly callsPerPhase: number;
+  readonly serialCallsPerPhase: number;
   readonly concurrency: number;
   readonly replicas: number;
   /** At `concurrency` calls in flight: throughput and server CPU. */
@@ -31,10 +36,15 @@ export interface GrpcResult {
   /** One call in flight: the latency a single gateway request sees. */
   readonly lookupSerial: PhaseResult;
   readonly noopSerial: PhaseResult;
-  /** Medians of the per-round ratios lookup / no-op, at `concurrency` calls in flight. */
+  /**
+   * Server CPU per call, lookup / no-op, at `concurrency` calls in flight: per server, its lookup
+   * phases' CPU over its no-op phases' (for as many calls); the median and range over servers.
+   */
   readonly cpuRatio: number;
+  readonly cpuRatioRange: readonly [number, number];
+  /** The median over servers of the ratio of the phases' median p50 latencies. */
   readonly p50Ratio: number;
-  /** The same ratio of server CPU with one call in flight. */
+  /** The server CPU ratio with one call in flight. */
   readonly serialCpuRatio: number;
 }
 
@@ -42,9 +52,23 @@ export interface GrpcBenchOptions {
   readonly mainScript: string;
   readonly trace: readonly TraceRequest[];
   readonly replicas: number;
-  readonly rounds: number;
+  /** Servers started one after another, each loaded afresh. */
+  readonly servers: number;
+  /** Pairs of phases (lookup, no-op) per server, at each concurrency. */
+  readonly roundsPerServer: number;
   readonly callsPerPhase: number;
   readonly concurrency: number;
+}
+
+/** One server's figures (see {@link GrpcResult}). */
+interface ServerResult {
+  readonly lookup: PhaseResult;
+  readonly noop: PhaseResult;
+  readonly lookupSerial: PhaseResult;
+  readonly noopSerial: PhaseResult;
+  readonly cpuRatio: number;
+  readonly p50Ratio: number;
+  readonly serialCpuRatio: number;
 }
 
 const SERVICE = "/inferencecache.v1.CacheIndexService";
@@ -143,11 +167,44 @@ function medianPhase(phases: readonly PhaseResult[]): PhaseResult {
 }
 
 /**
- * Loads the trace into a sidecar in another process, then alternates phases of LookupRoute (each
- * call a trace request's chain) and of grpc.health.v1.Health/Check (the no-op) on the same server
- * and connection. The ratio of server CPU per call is the figure that survives a noisy machine.
+ * For each of `servers` sidecars in another process, one after another: loads the trace, then
+ * alternates phases of LookupRoute (each call a trace request's chain) and of
+ * grpc.health.v1.Health/Check (the no-op) on the same server and connection. The ratio of server
+ * CPU per call is the figure that survives a noisy machine. On this host a server's ratio is
+ * steady from phase to phase, but moves by a tenth from one server process to the next, so the
+ * figure is the median over servers; long phases spread each major GC over many calls.
  */
 export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcResult> {
+  const results: ServerResult[] = [];
+  for (let server = 0; server < options.servers; server++) {
+    results.push(await benchmarkOneServer(options));
+  }
+  const pick = (figure: (r: ServerResult) => PhaseResult) => medianPhase(results.map(figure));
+  const ratios = results.map((r) => r.cpuRatio);
+  return {
+    servers: options.servers,
+    roundsPerServer: options.roundsPerServer,
+    callsPerPhase: options.callsPerPhase,
+    serialCallsPerPhase: serialCalls(options),
+    concurrency: options.concurrency,
+    replicas: options.replicas,
+    lookup: pick((r) => r.lookup),
+    noop: pick((r) => r.noop),
+    lookupSerial: pick((r) => r.lookupSerial),
+    noopSerial: pick((r) => r.noopSerial),
+    cpuRatio: median(ratios),
+    cpuRatioRange: [Math.min(...ratios), Math.max(...ratios)],
+    p50Ratio: median(results.map((r) => r.p50Ratio)),
+    serialCpuRatio: median(results.map((r) => r.serialCpuRatio)),
+  };
+}
+
+/** Calls per phase with one call in flight: a tenth, as each costs several times more. */
+function serialCalls(options: GrpcBenchOptions): number {
+  return Math.ceil(options.callsPerPhase / 10);
+}
+
+async function benchmarkOneServer(options: GrpcBenchOptions): Promise<ServerResult> {
   const { child, address } = await startServer(options.mainScript);
   const pid = child.pid as number;
   // A lean client, so that the client's CPU (it shares the machine's cores) disturbs the server as
@@ -190,8 +247,8 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     const noopPhases: PhaseResult[] = [];
     const lookupSerial: PhaseResult[] = [];
     const noopSerial: PhaseResult[] = [];
-    const serialCalls = Math.ceil(options.callsPerPhase / 5);
-    for (let round = 0; round < options.rounds; round++) {
+    const serial = serialCalls(options);
+    for (let round = 0; round < options.roundsPerServer; round++) {
       // Which method goes first alternates, so that neither always runs on the other's heels.
       const noopFirst = round % 2 === 0;
       const pair = async (calls: number, concurrency: number) => {
@@ -203,24 +260,23 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
       const loaded = await pair(options.callsPerPhase, options.concurrency);
       noopPhases.push(loaded.noop);
       lookupPhases.push(loaded.lookup);
-      const serial = await pair(serialCalls, 1);
-      noopSerial.push(serial.noop);
-      lookupSerial.push(serial.lookup);
+      const single = await pair(serial, 1);
+      noopSerial.push(single.noop);
+      lookupSerial.push(single.lookup);
     }
-    const ratios = (pick: (p: PhaseResult) => number, lookup = lookupPhases, noop = noopPhases) =>
-      median(lookup.map((p, i) => pick(p) / pick(noop[i] as PhaseResult)));
+    // Phases of a server have the same number of calls, so summed CPU per call compares them.
+    const cpuOf = (phases: readonly PhaseResult[]) =>
+      phases.reduce((sum, p) => sum + p.serverCpuUsPerCall, 0);
+    const lookup = medianPhase(lookupPhases);
+    const noop = medianPhase(noopPhases);
     return {
-      rounds: options.rounds,
-      callsPerPhase: options.callsPerPhase,
-      concurrency: options.concurrency,
-      replicas: options.replicas,
-      lookup: medianPhase(lookupPhases),
-      noop: medianPhase(noopPhases),
+      lookup,
+      noop,
       lookupSerial: medianPhase(lookupSerial),
       noopSerial: medianPhase(noopSerial),
-      cpuRatio: ratios((p) => p.serverCpuUsPerCall),
-      p50Ratio: ratios((p) => p.p50Us),
-      serialCpuRatio: ratios((p) => p.serverCpuUsPerCall, lookupSerial, noopSerial),
+      cpuRatio: cpuOf(lookupPhases) / cpuOf(noopPhases),
+      p50Ratio: lookup.p50Us / noop.p50Us,
+      serialCpuRatio: cpuOf(lookupSerial) / cpuOf(noopSerial),
     };
   } finally {
     client.close();

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { CacheIndex } from "../core/cache-index.js";
 import {
   DROP_REASONS,
@@ -11,6 +11,7 @@ import {
   type ReportOutcome,
   type SweepOutcome,
 } from "../core/types.js";
+import { LatencyHistogram, type LatencySeries } from "./latency-histogram.js";
 import { LOOKUP_REASON_CODES, type LookupReasonCode } from "./lookup-reason-code.js";
 import {
   createModelLabelGuard,
@@ -131,7 +132,7 @@ const callSlotBase: Readonly<Record<LookupReasonCode, number>> = {
 
 /** One model label's lookup series, resolved once so that recording a lookup builds no labels. */
 interface LookupSeries {
-  readonly latency: Histogram.Internal<"model">;
+  readonly latency: LatencySeries;
   /**
    * Calls counted since the last scrape, per slot (see `callSlotBase`). A prom-client `inc()` hashes
    * and validates its labels on every call (about 0.3 µs, as much as the clock reads and the
@@ -141,31 +142,13 @@ interface LookupSeries {
   readonly pendingCalls: Float64Array;
   /** The counter child of each slot. */
   readonly calls: readonly Counter.Internal[];
-  /**
-   * Latencies not yet observed into the histogram, and how many: like calls, a prom-client
-   * `observe()` on every lookup costs more than buffering (about 2 µs inside a loaded server,
-   * where its hash map is out of the cache); the buffer is observed in one go when full, and by
-   * the histogram's `collect()` at every scrape.
-   */
-  readonly pendingLatencies: Float64Array;
-  pendingLatencyCount: number;
-}
-
-/** Latencies buffered per series before they are observed in one go. */
-const LATENCY_BUFFER = 256;
-
-/** Observes a series' buffered latencies. */
-function flushLatencies(series: LookupSeries): void {
-  const pending = series.pendingLatencies;
-  for (let i = 0; i < series.pendingLatencyCount; i++) series.latency.observe(pending[i] as number);
-  series.pendingLatencyCount = 0;
 }
 
 class PrometheusIndexMetrics implements IndexMetrics {
   readonly registry: Registry;
   readonly #modelLabels: ModelLabelGuard;
   readonly #lookupCalls: Counter<"model" | "reason_code" | "hint_used">;
-  readonly #lookupLatency: Histogram<"model">;
+  readonly #lookupLatency: LatencyHistogram;
   /** Series of admitted models only, so at most `maxModelLabels` entries. */
   readonly #lookupSeriesByModel = new Map<ModelId, LookupSeries>();
   #otherLookupSeries: LookupSeries | undefined;
@@ -237,15 +220,14 @@ class PrometheusIndexMetrics implements IndexMetrics {
         }
       },
     });
-    this.#lookupLatency = new Histogram({
+    // Recorded on every lookup: a histogram of our own, as prom-client's hashes its labels on each
+    // observation (see LatencyHistogram).
+    this.#lookupLatency = new LatencyHistogram({
       name: "inferencecache_lookup_route_latency_seconds",
       help: "Time spent answering a route lookup in the index, in seconds.",
-      labelNames: ["model"] as const,
-      buckets: [...(options.lookupLatencyBuckets ?? LOOKUP_LATENCY_BUCKETS)],
+      labelName: "model",
+      buckets: options.lookupLatencyBuckets ?? LOOKUP_LATENCY_BUCKETS,
       registers,
-      collect() {
-        for (const series of lookupSeries) flushLatencies(series);
-      },
     });
 
     const ingested = new Counter({
@@ -311,10 +293,7 @@ class PrometheusIndexMetrics implements IndexMetrics {
     seconds?: number,
   ): void {
     const series = this.#lookupSeriesByModel.get(model) ?? this.#lookupSeriesFor(model);
-    if (seconds !== undefined) {
-      if (series.pendingLatencyCount === LATENCY_BUFFER) flushLatencies(series);
-      series.pendingLatencies[series.pendingLatencyCount++] = seconds;
-    }
+    if (seconds !== undefined) series.latency.observe(seconds);
     const slot = callSlotBase[reasonCode] + (hintUsed ? 1 : 0);
     series.pendingCalls[slot] = (series.pendingCalls[slot] ?? 0) + 1;
   }
@@ -384,8 +363,6 @@ class PrometheusIndexMetrics implements IndexMetrics {
       latency: this.#lookupLatency.labels(label),
       pendingCalls: new Float64Array(calls.length),
       calls,
-      pendingLatencies: new Float64Array(LATENCY_BUFFER),
-      pendingLatencyCount: 0,
     };
     this.#lookupSeries.push(series);
     return series;

@@ -1,0 +1,73 @@
+import fc from "fast-check";
+import { Histogram, Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { LatencyHistogram } from "../../src/metrics/latency-histogram.js";
+
+const NAME = "lookup_latency_seconds";
+const HELP = "Latency.";
+const BUCKETS = [1e-6, 2.5e-6, 1e-5, 1e-3, 0.1];
+
+/** The same observations in prom-client's Histogram and in ours, each on a registry of its own. */
+function both(observations: readonly (readonly [string, number])[]) {
+  const theirs = new Registry();
+  const reference = new Histogram({
+    name: NAME,
+    help: HELP,
+    labelNames: ["model"],
+    buckets: BUCKETS,
+    registers: [theirs],
+  });
+  const ours = new Registry();
+  const histogram = new LatencyHistogram({
+    name: NAME,
+    help: HELP,
+    labelName: "model",
+    buckets: BUCKETS,
+    registers: [ours],
+  });
+  for (const [model, seconds] of observations) {
+    reference.labels(model).observe(seconds);
+    histogram.labels(model).observe(seconds);
+  }
+  return { theirs, ours, histogram };
+}
+
+describe("LatencyHistogram", () => {
+  it("exposes exactly what prom-client's Histogram exposes for the same observations", async () => {
+    const model = fc.constantFrom("llama", "qwen", 'odd "model"\\name');
+    const seconds = fc.oneof(
+      fc.constantFrom(...BUCKETS, 0, 0.2),
+      fc.double({ min: 0, max: 0.2, noNaN: true }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(model, seconds), { maxLength: 40 }), async (obs) => {
+        const { theirs, ours } = both(obs);
+        expect(await ours.metrics()).toBe(await theirs.metrics());
+        expect(await ours.getMetricsAsJSON()).toEqual(await theirs.getMetricsAsJSON());
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("counts a latency equal to a bound in that bound's bucket, and one above all in +Inf only", async () => {
+    const { ours } = both([
+      ["m", 1e-5],
+      ["m", 5],
+    ]);
+    const text = await ours.metrics();
+    expect(text).toContain(`${NAME}_bucket{le="0.0000025",model="m"} 0`);
+    expect(text).toContain(`${NAME}_bucket{le="0.00001",model="m"} 1`);
+    expect(text).toContain(`${NAME}_bucket{le="0.1",model="m"} 1`);
+    expect(text).toContain(`${NAME}_bucket{le="+Inf",model="m"} 2`);
+    expect(text).toContain(`${NAME}_sum{model="m"} 5.00001`);
+    expect(text).toContain(`${NAME}_count{model="m"} 2`);
+  });
+
+  it("is zeroed by the registry's resetMetrics(), keeping its series", async () => {
+    const { ours } = both([["m", 1e-3]]);
+    ours.resetMetrics();
+    const text = await ours.metrics();
+    expect(text).toContain(`${NAME}_count{model="m"} 0`);
+    expect(text).toContain(`${NAME}_bucket{le="+Inf",model="m"} 0`);
+  });
+});
