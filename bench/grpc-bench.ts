@@ -175,6 +175,9 @@ function medianPhase(phases: readonly PhaseResult[]): PhaseResult {
  * figure is the median over servers; long phases spread each major GC over many calls.
  */
 export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcResult> {
+  if (!(options.servers >= 1 && options.roundsPerServer >= 1)) {
+    throw new RangeError("servers and roundsPerServer must be at least 1");
+  }
   const results: ServerResult[] = [];
   for (let server = 0; server < options.servers; server++) {
     results.push(await benchmarkOneServer(options));

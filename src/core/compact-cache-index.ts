@@ -199,7 +199,7 @@ class CompactCacheIndex implements CacheIndex {
   #chain: Uint32Array;
   #maxTokens: Float64Array;
   #evaluated = new Uint32Array(64);
-  #best: TopCandidates;
+  readonly #best = new TopCandidates();
   #allowed = new Uint32Array(64);
   #stamp = 0;
   /** Holders seen by the last cold membership walk, for promotion. */
@@ -218,7 +218,6 @@ class CompactCacheIndex implements CacheIndex {
     this.#base = options.clock.now();
     this.#chain = new Uint32Array(options.maxChainLength);
     this.#maxTokens = new Float64Array(options.maxChainLength);
-    this.#best = new TopCandidates(Math.max(options.defaultMaxHints, options.maxHintsLimit));
   }
 
   report(report: CacheReport): ReportOutcome {
@@ -586,8 +585,8 @@ class CompactCacheIndex implements CacheIndex {
   /**
    * Writes into `into` the consecutive run of `group` from the head of the chain, at most
    * `runLimit` blocks long, and returns true; returns false, leaving `into` as it was, if the group
-   * has no run or it would not rank before `kth`. `known` is the group's holder of the block at `knownLevel` (below `runLimit`), met by the
-   * caller: that block needs no probe.
+   * has no run or it would not rank before `kth`. `known` is the group's holder of the block at
+   * `knownLevel` (below `runLimit`), met by the caller: that block needs no probe.
    */
   #evaluate(
     into: Candidate,
@@ -1204,29 +1203,31 @@ class Candidate {
  * `spare`; `offerSpare()` ranks it in (what it pushes out becomes the spare) or leaves it spare.
  */
 class TopCandidates {
-  readonly #slots: Candidate[];
+  /** `limit + 1` objects at least: the ranked ones, then the spare. Grown on demand. */
+  readonly #slots: Candidate[] = [new Candidate()];
   #limit = 0;
-  count = 0;
+  #count = 0;
 
-  /** Room for `capacity` candidates: at least any lookup's limit. */
-  constructor(capacity: number) {
-    this.#slots = Array.from({ length: capacity + 1 }, () => new Candidate());
+  /** Candidates ranked so far. */
+  get count(): number {
+    return this.#count;
   }
 
-  /** Empties the list for a lookup of at most `limit` hints (at most the capacity). */
+  /** Empties the list for a lookup of at most `limit` (>= 1) hints. */
   reset(limit: number): void {
+    while (this.#slots.length <= limit) this.#slots.push(new Candidate());
     this.#limit = limit;
-    this.count = 0;
+    this.#count = 0;
   }
 
   /** The k-th best once the list is full: what a candidate must beat to enter. */
   get kth(): Candidate | undefined {
-    return this.count === this.#limit ? this.#slots[this.#limit - 1] : undefined;
+    return this.#count === this.#limit ? this.#slots[this.#limit - 1] : undefined;
   }
 
   /** The object the next evaluation writes into. */
   get spare(): Candidate {
-    return this.#slots[this.count] as Candidate;
+    return this.#slots[this.#count] as Candidate;
   }
 
   /** The i-th best, for i < count. */
@@ -1237,16 +1238,16 @@ class TopCandidates {
   /** Ranks the spare in, unless the list is full and it does not rank before the last. */
   offerSpare(): void {
     const slots = this.#slots;
-    const candidate = slots[this.count] as Candidate;
+    const candidate = slots[this.#count] as Candidate;
     const limit = this.#limit;
-    let i = this.count;
+    let i = this.#count;
     if (i === limit) {
       if (!ranksBefore(candidate, slots[limit - 1] as Candidate)) return;
       // The last is pushed out and becomes the spare.
       slots[limit] = slots[limit - 1] as Candidate;
       i = limit - 1;
     } else {
-      this.count++;
+      this.#count++;
     }
     while (i > 0 && ranksBefore(candidate, slots[i - 1] as Candidate)) {
       slots[i] = slots[i - 1] as Candidate;
@@ -1255,9 +1256,13 @@ class TopCandidates {
     slots[i] = candidate;
   }
 
-  /** Lets go of the replicas the candidates name, so that none is kept past its removal. */
+  /**
+   * Empties the list and lets go of the replicas the candidates name, so that none is kept past its
+   * removal. (A lookup that throws skips this; the next lookup's candidates replace them.)
+   */
   release(): void {
-    for (let i = 0; i <= this.count; i++) (this.#slots[i] as Candidate).replica = undefined;
+    for (let i = 0; i <= this.#count; i++) (this.#slots[i] as Candidate).replica = undefined;
+    this.#count = 0;
   }
 }
 

@@ -3,6 +3,7 @@ import {
   type CompactIndexTuning,
   createCompactCacheIndex,
 } from "../../src/core/compact-cache-index.js";
+import { isCollected } from "../support/collected.js";
 import { hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { describeCacheIndexContract } from "./cache-index-contract.js";
@@ -36,6 +37,25 @@ function setup(tuning?: CompactIndexTuning) {
 }
 
 describe("createCompactCacheIndex() internals", () => {
+  it("keeps no replica reachable once the sweeper removed it, though a lookup ranked it", async () => {
+    const { clock, index } = setup();
+    // Reported stats are copied into the replica's record, and a hint hands out that copy.
+    const statsOfReplica = (() => {
+      index.report({
+        ...scope,
+        replicaId: "gone",
+        prefixes: [{ prefixHash: hashOf(0), tokenCount: 16 }],
+        stats: { activeRequests: 1, queuedRequests: 0, kvCacheUsage: 0.5 },
+      });
+      const query = { ...scope, prefixHashes: [hashOf(0)], candidateReplicaIds: [], maxHints: 1 };
+      return new WeakRef(index.lookup(query).hints[0]?.stats as object);
+    })();
+    clock.advance(TTL + 1);
+    while (!index.sweep(100).done) {}
+    expect(index.size().replicas).toBe(0);
+    expect(await isCollected(statsOfReplica)).toBe(true);
+  });
+
   it("returns the freshest holders of a block held by hundreds of replicas, best first", () => {
     const { clock, store, hintsFor } = setup();
     for (let r = 0; r < 300; r++) {

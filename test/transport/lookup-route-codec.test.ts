@@ -11,6 +11,7 @@ import {
   decodeLookupRouteRequest,
   encodeLookupRouteResponse,
 } from "../../src/transport/lookup-route-codec.js";
+import { isCollected } from "../support/collected.js";
 import { hashOf } from "../support/hashes.js";
 
 /** What protobuf-es makes of `bytes`, unknown fields dropped as the hand-written codec drops them. */
@@ -226,7 +227,8 @@ describe("decodeLookupRouteRequest()", () => {
     // The head's array was reused; the tail is a new view.
     expect(second?.prefixHashes[0]).toBe(head);
     expect(second?.prefixHashes[8199]).not.toBe(tail);
-    // Such a request's list is its own: the next decode leaves it as it is.
+    // Such a request's list is its own: the next decode does not cut it (its reused 8-byte arrays
+    // are overwritten, as ever).
     const secondHashes = second?.prefixHashes;
     const short = toBinary(
       LookupRouteRequestSchema,
@@ -236,6 +238,48 @@ describe("decodeLookupRouteRequest()", () => {
     expect(third?.prefixHashes).toEqual([hashOf(9)]);
     expect(secondHashes).toHaveLength(8200);
     expect(secondHashes?.[8199]).toEqual(chain[8199]);
+  });
+
+  describe("with reuse, keeps nothing of a request's bytes once the next is decoded", () => {
+    // 32-byte hashes (vLLM's with integer hashing off) are views of the request's bytes.
+    const viewHashes = [1, 2, 3].map((n) => new Uint8Array(32).fill(n));
+    const valid = () =>
+      toBinary(
+        LookupRouteRequestSchema,
+        create(LookupRouteRequestSchema, { prefixHashes: viewHashes }),
+      );
+    const cases: [string, () => Uint8Array][] = [
+      ["a request it decodes", valid],
+      // Cut inside the third hash: the first two were read.
+      ["a truncated request", () => valid().slice(0, -1)],
+      // Field 6 (max_hints) sent as length-delimited, after the hashes were read.
+      ["a field with the wrong wire type", () => Uint8Array.from([...valid(), 0x32, 0x00])],
+    ];
+    /** Decodes the request `make` builds, and lets go of it (and of what the decode returned). */
+    const decodeAndDrop = (make: () => Uint8Array) => {
+      const bytes = make();
+      decodeLookupRouteRequest(bytes, { reuse: true });
+      return new WeakRef(bytes.buffer);
+    };
+    it.each(cases)("%s", async (_, make) => {
+      const kept = decodeAndDrop(make);
+      const next = toBinary(
+        LookupRouteRequestSchema,
+        create(LookupRouteRequestSchema, { prefixHashes: [hashOf(1)] }),
+      );
+      expect(decodeLookupRouteRequest(next, { reuse: true }).error).toBeUndefined();
+      expect(await isCollected(kept)).toBe(true);
+    });
+
+    it("the last request, with none decoded after it", async () => {
+      const kept = decodeAndDrop(() =>
+        toBinary(
+          LookupRouteRequestSchema,
+          create(LookupRouteRequestSchema, { prefixHashes: [hashOf(1), hashOf(2)] }),
+        ),
+      );
+      expect(await isCollected(kept)).toBe(true);
+    });
   });
 
   it("with reuse, hands back the same message and lists, cut to each request's length", () => {
