@@ -171,8 +171,8 @@ function medianPhase(phases: readonly PhaseResult[]): PhaseResult {
  * alternates phases of LookupRoute (each call a trace request's chain) and of
  * grpc.health.v1.Health/Check (the no-op) on the same server and connection. The ratio of server
  * CPU per call is the figure that survives a noisy machine. On this host a server's ratio is
- * steady from phase to phase, but moves by a tenth from one server process to the next, so the
- * figure is the median over servers; long phases spread each major GC over many calls.
+ * steady from phase to phase, but moves by a tenth or more from one server process to the next,
+ * so the figure is the median over servers; long phases spread each major GC over many calls.
  */
 export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcResult> {
   if (!(options.servers >= 1 && options.roundsPerServer >= 1)) {

@@ -241,8 +241,9 @@ alternates) of ${fmt(grpc.callsPerPhase)} calls at ${grpc.concurrency} in flight
 is its lookup phases' CPU over its no-op phases'; the figure is the median over servers, and the
 tables give medians too. Server CPU (all its threads, from \`/proc/<pid>/task/*/schedstat\`, in
 nanoseconds) is read around each phase. On this host a server's ratio holds steady from phase to
-phase but moves by about a tenth from one server process to the next. Absolute figures move
-with the machine's load; the ratios are the comparable figures.
+phase but moves from one server process to the next (by a tenth or more: the range above), so a
+single server's figure decides nothing. Absolute figures move with the machine's load; the
+ratios are the comparable figures.
 `;
 writeFileSync(repo("bench/RESULTS.md"), results);
 console.log("wrote bench/RESULTS.md");
