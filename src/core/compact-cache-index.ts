@@ -1203,7 +1203,10 @@ class Candidate {
  * `spare`; `offerSpare()` ranks it in (what it pushes out becomes the spare) or leaves it spare.
  */
 class TopCandidates {
-  /** `limit + 1` objects at least: the ranked ones, then the spare. Grown on demand. */
+  /**
+   * The ranked candidates, then the spare: `count + 1` objects at least, grown as candidates are
+   * ranked (so a huge limit costs nothing until that many replicas match).
+   */
   readonly #slots: Candidate[] = [new Candidate()];
   #limit = 0;
   #count = 0;
@@ -1215,7 +1218,6 @@ class TopCandidates {
 
   /** Empties the list for a lookup of at most `limit` (>= 1) hints. */
   reset(limit: number): void {
-    while (this.#slots.length <= limit) this.#slots.push(new Candidate());
     this.#limit = limit;
     this.#count = 0;
   }
@@ -1248,6 +1250,8 @@ class TopCandidates {
       i = limit - 1;
     } else {
       this.#count++;
+      // The spare's slot, first used now.
+      if (slots.length === this.#count) slots.push(new Candidate());
     }
     while (i > 0 && ranksBefore(candidate, slots[i - 1] as Candidate)) {
       slots[i] = slots[i - 1] as Candidate;

@@ -27,7 +27,8 @@ import {
  * It reads and writes what protobuf-es does (proven by property tests against it):
  * - decoding: proto3 defaults for absent fields, the last value of a repeated singular field,
  *   unknown fields skipped (not kept in `$unknown`), prefix hashes as views of the input (or, when
- *   reused, copies of 8-byte ones), strict UTF-8. A known field with the wrong wire type is rejected, where protobuf-es would misread it.
+ *   reused, copies of 8-byte ones), strict UTF-8. A known field with the wrong wire type is
+ *   rejected, where protobuf-es would misread it.
  * - encoding: the same bytes as `toBinary`, fields in number order, implicit-presence zeros
  *   omitted (but `-0` written), and protobuf-es's error for a value outside a field's range.
  *   `$unknown` fields are not written: the service never sets them.

@@ -37,6 +37,16 @@ function setup(tuning?: CompactIndexTuning) {
 }
 
 describe("createCompactCacheIndex() internals", () => {
+  it("answers a lookup allowed a hundred million hints without making room for them all", () => {
+    const clock = new ManualClock();
+    const index = createCompactCacheIndex({ clock, ttlMs: TTL, maxHintsLimit: 100_000_000 });
+    for (const replicaId of ["a", "b"]) {
+      index.report({ ...scope, replicaId, prefixes: [{ prefixHash: hashOf(0), tokenCount: 16 }] });
+    }
+    const query = { ...scope, prefixHashes: [hashOf(0)], candidateReplicaIds: [] };
+    expect(index.lookup({ ...query, maxHints: 100_000_000 }).hints).toHaveLength(2);
+  });
+
   it("keeps no replica reachable once the sweeper removed it, though a lookup ranked it", async () => {
     const { clock, index } = setup();
     // Reported stats are copied into the replica's record, and a hint hands out that copy.
