@@ -169,7 +169,7 @@ ${memory
 - *distinct*: no sharing at all, every block held by one replica (the most bytes per holder-block
   of the three: each block's record and table slot serve one holder).
 
-A holder-block costs 20 bytes (a confirmation tick and four 32-bit links); a block costs 20 bytes
+A holder-block costs 20 bytes (a confirmation tick, its block and three 32-bit links); a block costs 20 bytes
 plus about 6 bytes of hash table, shared by its holders. Pages freed by clearing are kept for reuse.
 The probe lets a table resize in progress finish before it measures. Not measured here: holders
 live in 32-slot chunks per replica, and a chunk is returned only once all its slots are free, so a

@@ -5,7 +5,7 @@ import {
   type ResolvedCacheIndexOptions,
   resolveCacheIndexOptions,
 } from "./cache-index-options.js";
-import { HolderSlab } from "./holder-slab.js";
+import { CHUNK_BITS, HolderSlab } from "./holder-slab.js";
 import { PagedRecords } from "./paged-records.js";
 import { prefixFingerprint } from "./prefix-fingerprint.js";
 import { freshnessAt } from "./ranking.js";
@@ -86,9 +86,13 @@ interface HolderGroup {
   readonly replica: ReplicaRecord;
   readonly scheme: SchemeScope;
   count: number;
-  /** This group's holders of hot blocks, both ways; undefined until it holds one. */
+  /** This group's holder of each hot block it holds; undefined until it holds one. */
   hotByBlock: Map<number, number> | undefined;
-  hotByHolder: Map<number, number> | undefined;
+  /**
+   * The previous holder (NIL for the head) in its block's list of each of this group's holders of
+   * hot blocks: a hot block's list is long, and unlinking a holder must not walk it.
+   */
+  hotPrev: Map<number, number> | undefined;
 }
 
 /** Internal thresholds of {@link createCompactCacheIndex}; tests lower them to exercise both paths. */
@@ -118,12 +122,11 @@ const TIER_SHIFT = 28;
 /** The index-wide list by confirmation. */
 const LRU_OLDER = 1;
 const LRU_NEWER = 2;
-/** The block's list, newest first. */
-const BLOCK_PREV = 3;
+/** The block the holder belongs to; NIL in a slot no holder uses. */
+const BLOCK = 3;
+/** The block's list, newest first (singly linked: see #unlinkFromBlock). */
 const BLOCK_NEXT = 4;
 const HOLDER_FIELDS = 5;
-/** In a holder's BLOCK_PREV: the previous "node" is the block itself (the holder is the head). */
-const HEAD_FLAG = 0x80000000;
 const TOKEN_MASK = 0x7fffffff;
 /**
  * Ticks are whole ms since `#base`; rebased before they outgrow 28 bits (every ~37 hours). What a
@@ -135,12 +138,14 @@ const KEEP_AFTER_REBASE = 2 ** 27;
 /**
  * The fleet-scale engine: holders and blocks live in flat typed arrays, with no JS object per entry.
  *
- * A holder (one (block, replica) pair) is 20 bytes: its confirmation tick and tiers, and four links. Its
- * replica is the owner of the 32-slot chunk it sits in ({@link HolderSlab}); its block is known from
- * the block list it sits in. Two intrusive lists order every holder:
+ * A holder (one (block, replica) pair) is 20 bytes: its confirmation tick and tiers, its block,
+ * and three links. Its replica is the owner of the 32-slot chunk it sits in ({@link HolderSlab}).
+ * Two intrusive lists order every holder:
  * - index-wide by confirmation (`lruOlder`/`lruNewer`): sweeps and the cap take the oldest in O(1);
- * - per block by confirmation, newest first (`blockPrev`/`blockNext`): a lookup reads the freshest
- *   holders of a block first and stops as soon as the rest cannot enter the top hints.
+ * - per block by confirmation, newest first (`blockNext`, singly linked): a lookup reads the
+ *   freshest holders of a block first and stops as soon as the rest cannot enter the top hints. To
+ *   unlink a holder, a cold block's short list is walked for its predecessor; a hot block keeps
+ *   each holder's predecessor in its replica's map.
  * A block (20 bytes plus a table slot, {@link BlockStore}) holds the list head and the token count.
  *
  * Lookups search deepest first. The chain's blocks are resolved once; then, from the deepest level
@@ -148,8 +153,10 @@ const KEEP_AFTER_REBASE = 2 ** 27;
  * membership probes), and the search stops when the k-th best score beats every score a replica not
  * yet evaluated could reach. A block held by thousands of replicas (the system prompt every request
  * starts with) is therefore read only until its freshest holders fill the hints, not in full.
- * Membership of a replica in a block with many holders ("hot") is a per-replica map lookup; in any
- * other block, a walk of its short list.
+ * A write stores a chain's new blocks for a replica in consecutive slots, so the replica's holder
+ * of a chain's next block is first looked for beside its holder of the previous one (one read of
+ * the slot's block). Failing that, membership of a replica in a block with many holders ("hot") is
+ * a per-replica map lookup; in any other block, a walk of its short list.
  *
  * Clock assumptions: monotonic, as for the v1 engine; ticks are whole milliseconds.
  */
@@ -530,7 +537,7 @@ class CompactCacheIndex implements CacheIndex {
       if (group.replica.liveUntil >= now) {
         this.#confirm(oldest, tick, word >>> TIER_SHIFT);
         this.#moveToNewest(oldest);
-        this.#moveToBlockFront(oldest, this.#blockOf(oldest, group));
+        this.#moveToBlockFront(oldest, this.#holders.get(oldest, BLOCK));
         // Its stream vouched for it: the replica counts as heard from, which keeps the order
         // below true (an entry is never confirmed after its replica was last seen).
         this.#markSeen(group.replica, now);
@@ -606,9 +613,14 @@ class CompactCacheIndex implements CacheIndex {
     let oldest = Number.POSITIVE_INFINITY;
     let weight = Number.POSITIVE_INFINITY;
     let tierMask = GPU;
+    let previous = NIL;
     for (; run < runLimit; run++) {
-      const holder = run === knownLevel ? known : this.#holderOf(this.#chain[run] as number, group);
+      const block = this.#chain[run] as number;
+      let holder = run === knownLevel ? known : NIL;
+      if (holder === NIL && previous !== NIL) holder = this.#besideInChunk(previous, block);
+      if (holder === NIL && run !== knownLevel) holder = this.#holderOf(block, group);
       if (holder === NIL) break;
+      previous = holder;
       const word = this.#holders.get(holder, CONFIRMED);
       const confirmed = word & TICK_MASK;
       if (confirmed < liveSince && !keptAlive) break;
@@ -637,6 +649,27 @@ class CompactCacheIndex implements CacheIndex {
     into.tier = tiers.tierOf(tierMask);
     into.score = score;
     return true;
+  }
+
+  /**
+   * The holder of `block` in a slot next to `holder` in its chunk (so of the same group), or NIL.
+   * A write stores a chain's new blocks deepest first into consecutive slots, so the holder of a
+   * chain's next block usually sits just before its predecessor's: one read instead of a walk of
+   * the block's list.
+   */
+  #besideInChunk(holder: number, block: number): number {
+    const chunk = holder >>> CHUNK_BITS;
+    const before = holder - 1;
+    if (
+      before >= 0 &&
+      before >>> CHUNK_BITS === chunk &&
+      this.#holders.get(before, BLOCK) === block
+    ) {
+      return before;
+    }
+    const after = holder + 1;
+    if (after >>> CHUNK_BITS === chunk && this.#holders.get(after, BLOCK) === block) return after;
+    return NIL;
   }
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
@@ -732,7 +765,12 @@ class CompactCacheIndex implements CacheIndex {
     const holder = this.#slab.allocate(group.id);
     if (holder >= this.#holderSlots) {
       this.#holders.ensure(holder);
-      this.#holderSlots = this.#holders.capacity;
+      // Fields start at 0, which is a block's id: a new slot must name no block.
+      const capacity = this.#holders.capacity;
+      for (let slot = this.#holderSlots; slot < capacity; slot++) {
+        this.#holders.set(slot, BLOCK, NIL);
+      }
+      this.#holderSlots = capacity;
     }
     this.#confirm(holder, tick, tier);
     this.#appendNewest(holder);
@@ -741,8 +779,8 @@ class CompactCacheIndex implements CacheIndex {
     group.scheme.entries++;
     group.replica.holdings++;
     this.#entries++;
-    if ((this.#blocks.tokensOf(block) & HOT_BIT) !== 0) {
-      this.#indexHot(group, block, holder);
+    if (this.#isHot(block)) {
+      this.#indexHot(group, block, holder, NIL);
       this.#hotCounts.set(block, (this.#hotCounts.get(block) ?? 0) + 1);
     } else if (walked + 1 >= this.#tuning.hotPromote) {
       this.#promote(block, walked + 1);
@@ -905,28 +943,19 @@ class CompactCacheIndex implements CacheIndex {
   /** Unlinks a holder from every list, frees its slot, and deletes its block if it was the last. */
   #removeHolder(holder: number): void {
     const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
-    const prev = this.#holders.get(holder, BLOCK_PREV);
-    const next = this.#holders.get(holder, BLOCK_NEXT);
-    let emptied = NIL;
-    if ((prev & HEAD_FLAG) !== 0) {
-      const block = (prev & ~HEAD_FLAG) >>> 0;
-      this.#blocks.setHead(block, next);
-      if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
-      else emptied = block;
-    } else {
-      this.#holders.set(prev, BLOCK_NEXT, next);
-      if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
+    const block = this.#holders.get(holder, BLOCK);
+    this.#unlinkFromBlock(holder, block);
+    if (this.#isHot(block)) {
+      group.hotPrev?.delete(holder);
+      group.hotByBlock?.delete(block);
+      const left = (this.#hotCounts.get(block) ?? 1) - 1;
+      if (left < this.#tuning.hotDemote) this.#demote(block);
+      else this.#hotCounts.set(block, left);
     }
-    const hotBlock = group.hotByHolder?.get(holder);
-    if (hotBlock !== undefined) {
-      group.hotByHolder?.delete(holder);
-      group.hotByBlock?.delete(hotBlock);
-      const left = (this.#hotCounts.get(hotBlock) ?? 1) - 1;
-      if (left < this.#tuning.hotDemote) this.#demote(hotBlock);
-      else this.#hotCounts.set(hotBlock, left);
-    }
-    if (emptied !== NIL) this.#blocks.delete(emptied);
+    if (this.#blocks.headOf(block) === NIL) this.#blocks.delete(block);
     this.#detachLru(holder);
+    // A free slot names no block: a lookup's test of a neighbouring slot relies on it.
+    this.#holders.set(holder, BLOCK, NIL);
     this.#slab.free(holder);
     if (--group.count === 0) this.#emptied.push(group);
     group.scheme.entries--;
@@ -938,8 +967,10 @@ class CompactCacheIndex implements CacheIndex {
   #promote(block: number, holders: number): void {
     this.#blocks.setTokens(block, (this.#blocks.tokensOf(block) | HOT_BIT) >>> 0);
     this.#hotCounts.set(block, holders);
+    let prev = NIL;
     for (let h = this.#blocks.headOf(block); h !== NIL; h = this.#holders.get(h, BLOCK_NEXT)) {
-      this.#indexHot(this.#groups[this.#slab.owner(h)] as HolderGroup, block, h);
+      this.#indexHot(this.#groups[this.#slab.owner(h)] as HolderGroup, block, h, prev);
+      prev = h;
     }
   }
 
@@ -949,15 +980,24 @@ class CompactCacheIndex implements CacheIndex {
     for (let h = this.#blocks.headOf(block); h !== NIL; h = this.#holders.get(h, BLOCK_NEXT)) {
       const group = this.#groups[this.#slab.owner(h)] as HolderGroup;
       group.hotByBlock?.delete(block);
-      group.hotByHolder?.delete(h);
+      group.hotPrev?.delete(h);
     }
   }
 
-  #indexHot(group: HolderGroup, block: number, holder: number): void {
+  #indexHot(group: HolderGroup, block: number, holder: number, prev: number): void {
     group.hotByBlock ??= new Map();
-    group.hotByHolder ??= new Map();
+    group.hotPrev ??= new Map();
     group.hotByBlock.set(block, holder);
-    group.hotByHolder.set(holder, block);
+    group.hotPrev.set(holder, prev);
+  }
+
+  #isHot(block: number): boolean {
+    return (this.#blocks.tokensOf(block) & HOT_BIT) !== 0;
+  }
+
+  /** Records `prev` as the previous holder of `holder`, a holder of a hot block. */
+  #setHotPrev(holder: number, prev: number): void {
+    (this.#groups[this.#slab.owner(holder)] as HolderGroup).hotPrev?.set(holder, prev);
   }
 
   /** Sets a block's token count; 0 (unknown) keeps the count it has. */
@@ -986,7 +1026,7 @@ class CompactCacheIndex implements CacheIndex {
       scheme,
       count: 0,
       hotByBlock: undefined,
-      hotByHolder: undefined,
+      hotPrev: undefined,
     };
     this.#groups[id] = group;
     this.#slab.ensureGroups(id + 1);
@@ -1123,33 +1163,41 @@ class CompactCacheIndex implements CacheIndex {
     return this.#stamp;
   }
 
+  /** Puts `holder` at the head of `block`'s list (a hot block's holder must be indexed after). */
   #pushBlockFront(holder: number, block: number): void {
     const first = this.#blocks.headOf(block);
-    this.#holders.set(holder, BLOCK_PREV, (block | HEAD_FLAG) >>> 0);
+    this.#holders.set(holder, BLOCK, block);
     this.#holders.set(holder, BLOCK_NEXT, first);
-    if (first !== NIL) this.#holders.set(first, BLOCK_PREV, holder);
     this.#blocks.setHead(block, holder);
-  }
-
-  #moveToBlockFront(holder: number, block: number): void {
-    const prev = this.#holders.get(holder, BLOCK_PREV);
-    if ((prev & HEAD_FLAG) !== 0) return;
-    const next = this.#holders.get(holder, BLOCK_NEXT);
-    this.#holders.set(prev, BLOCK_NEXT, next);
-    if (next !== NIL) this.#holders.set(next, BLOCK_PREV, prev);
-    this.#pushBlockFront(holder, block);
+    if (first !== NIL && this.#isHot(block)) this.#setHotPrev(first, holder);
   }
 
   /**
-   * The block a holder belongs to. A hot block's holders are indexed; a cold block's list is short
-   * (fewer than `hotPromote` holders), so it is walked back to its head.
+   * Takes `holder` out of `block`'s list. The list is singly linked, so the previous holder is
+   * found by a walk from the head in a cold block (fewer than `hotPromote` holders), and looked up
+   * in a hot one.
    */
-  #blockOf(holder: number, group: HolderGroup): number {
-    const hot = group.hotByHolder?.get(holder);
-    if (hot !== undefined) return hot;
-    let link = this.#holders.get(holder, BLOCK_PREV);
-    while ((link & HEAD_FLAG) === 0) link = this.#holders.get(link, BLOCK_PREV);
-    return (link & ~HEAD_FLAG) >>> 0;
+  #unlinkFromBlock(holder: number, block: number): void {
+    const next = this.#holders.get(holder, BLOCK_NEXT);
+    const hot = this.#isHot(block);
+    let prev = NIL;
+    if (hot) {
+      prev = (this.#groups[this.#slab.owner(holder)] as HolderGroup).hotPrev?.get(holder) ?? NIL;
+    } else {
+      for (let h = this.#blocks.headOf(block); h !== holder; h = this.#holders.get(h, BLOCK_NEXT)) {
+        prev = h;
+      }
+    }
+    if (prev === NIL) this.#blocks.setHead(block, next);
+    else this.#holders.set(prev, BLOCK_NEXT, next);
+    if (hot && next !== NIL) this.#setHotPrev(next, prev);
+  }
+
+  #moveToBlockFront(holder: number, block: number): void {
+    if (this.#blocks.headOf(block) === holder) return;
+    this.#unlinkFromBlock(holder, block);
+    this.#pushBlockFront(holder, block);
+    if (this.#isHot(block)) this.#setHotPrev(holder, NIL);
   }
 
   #appendNewest(holder: number): void {

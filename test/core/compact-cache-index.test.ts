@@ -37,6 +37,33 @@ function setup(tuning?: CompactIndexTuning) {
 }
 
 describe("createCompactCacheIndex() internals", () => {
+  it("does not take a slot no holder has used for a holder of the first block", () => {
+    // Holders sit in 32-slot chunks; a lookup tries the slots beside a replica's holder of one
+    // block for its holder of the next. A slot never used must not pass for one of block 0.
+    const { clock, index } = setup();
+    const report = (replicaId: string, prefixes: [number, number][]) =>
+      index.report({
+        ...scope,
+        replicaId,
+        prefixes: prefixes.map(([n, tokenCount]) => ({ prefixHash: hashOf(n), tokenCount })),
+      });
+    // Stored deepest first: block 1 is created first (id 0), then block 0 (id 1).
+    report("old", [
+      [0, 1000],
+      [1, 16],
+    ]);
+    clock.advance(10);
+    // Its only holder is the first slot of a chunk of its own: the next slot was never used.
+    report("new", [[0, 1000]]);
+    const answer = index.lookup({
+      ...scope,
+      prefixHashes: [hashOf(0), hashOf(1)],
+      candidateReplicaIds: [],
+      maxHints: 1,
+    });
+    expect(answer.hints.map((h) => `${h.replicaId}:${h.matchedBlocks}`)).toEqual(["new:1"]);
+  });
+
   it("answers a lookup allowed a hundred million hints without making room for them all", () => {
     const clock = new ManualClock();
     const index = createCompactCacheIndex({ clock, ttlMs: TTL, maxHintsLimit: 100_000_000 });
