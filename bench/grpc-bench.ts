@@ -44,8 +44,9 @@ export interface GrpcResult {
   readonly cpuRatioRange: readonly [number, number];
   /** The median over servers of the ratio of the phases' median p50 latencies. */
   readonly p50Ratio: number;
-  /** The server CPU ratio with one call in flight. */
+  /** The server CPU ratio with one call in flight, and its range over servers. */
   readonly serialCpuRatio: number;
+  readonly serialCpuRatioRange: readonly [number, number];
 }
 
 export interface GrpcBenchOptions {
@@ -184,6 +185,7 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
   }
   const pick = (figure: (r: ServerResult) => PhaseResult) => medianPhase(results.map(figure));
   const ratios = results.map((r) => r.cpuRatio);
+  const serialRatios = results.map((r) => r.serialCpuRatio);
   return {
     servers: options.servers,
     roundsPerServer: options.roundsPerServer,
@@ -198,13 +200,14 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     cpuRatio: median(ratios),
     cpuRatioRange: [Math.min(...ratios), Math.max(...ratios)],
     p50Ratio: median(results.map((r) => r.p50Ratio)),
-    serialCpuRatio: median(results.map((r) => r.serialCpuRatio)),
+    serialCpuRatio: median(serialRatios),
+    serialCpuRatioRange: [Math.min(...serialRatios), Math.max(...serialRatios)],
   };
 }
 
-/** Calls per phase with one call in flight: a tenth, as each costs several times more. */
+/** Calls per phase with one call in flight: a quarter, as each costs several times more. */
 function serialCalls(options: GrpcBenchOptions): number {
-  return Math.ceil(options.callsPerPhase / 10);
+  return Math.ceil(options.callsPerPhase / 4);
 }
 
 async function benchmarkOneServer(options: GrpcBenchOptions): Promise<ServerResult> {

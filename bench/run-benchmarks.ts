@@ -140,7 +140,7 @@ The workloads come from the Mooncake conversation trace (${trace.length} request
 | block writes (adds + removes) per second, one core, batches of 32 | >= 2M | ${fmt(writes.blockWritesPerSecond)} | ${verdict(writes.blockWritesPerSecond >= 2e6)} |
 | Mooncake replay in process, block ops/s; lookup p99 | >= 1M; <= 1 ms | ${fmt(replay.blockOpsPerSecond)}; ${fmt(replay.lookupP99Us)} µs | ${verdict(replay.blockOpsPerSecond >= 1e6 && replay.lookupP99Us <= 1000)} |
 | Mooncake replay over gRPC (one call in flight), block ops/s; lookup p99 | >= 30k; <= 3.2 ms | ${fmt(grpcReplay.blockOpsPerSecond)}; ${fmt(grpcReplay.lookupP99Us / 1000)} ms | ${verdict(grpcReplay.blockOpsPerSecond >= 30e3 && grpcReplay.lookupP99Us <= 3200)} |
-| \`LookupRoute\` server CPU per call / no-op's (median of ${grpc.servers} servers; their range) | <= 1.3x | ${fmt(grpc.cpuRatio)}x (${fmt(grpc.cpuRatioRange[0])}x to ${fmt(grpc.cpuRatioRange[1])}x) | ${verdict(grpc.cpuRatio <= 1.3)} |
+| \`LookupRoute\` server CPU per call / no-op's, ${grpc.concurrency} calls in flight; one in flight (medians of ${grpc.servers} servers; their ranges) | <= 1.3x | ${fmt(grpc.cpuRatio)}x (${fmt(grpc.cpuRatioRange[0])}x to ${fmt(grpc.cpuRatioRange[1])}x); ${fmt(grpc.serialCpuRatio)}x (${fmt(grpc.serialCpuRatioRange[0])}x to ${fmt(grpc.serialCpuRatioRange[1])}x) | ${verdict(grpc.cpuRatio <= 1.3 && grpc.serialCpuRatio <= 1.3)} |
 
 Ops are counted two ways. *Block ops* are the blocks lookups name (every hash of a chain, as
 Dynamo's benchmark counts them, although a lookup stops reading at the first block nobody holds)
@@ -230,10 +230,9 @@ One call in flight (the latency one gateway request sees):
 | no-op | ${fmt(grpc.noopSerial.p50Us)} µs | ${fmt(grpc.noopSerial.p99Us)} µs | ${fmt(grpc.noopSerial.serverCpuUsPerCall)} µs |
 
 **Ratios, LookupRoute / no-op, same server and run**: server CPU per call
-**${fmt(grpc.cpuRatio)}x** with ${grpc.concurrency} calls in flight (the figure the target is judged on:
-the stricter one, as the no-op's cost per call falls when calls share the server's wake-ups;
-${fmt(grpc.cpuRatioRange[0])}x to ${fmt(grpc.cpuRatioRange[1])}x over the servers) and ${fmt(grpc.serialCpuRatio)}x with one; p50 latency
-**${fmt(grpc.p50Ratio)}x**.
+**${fmt(grpc.cpuRatio)}x** with ${grpc.concurrency} calls in flight (${fmt(grpc.cpuRatioRange[0])}x to ${fmt(grpc.cpuRatioRange[1])}x over the servers)
+and **${fmt(grpc.serialCpuRatio)}x** with one (${fmt(grpc.serialCpuRatioRange[0])}x to ${fmt(grpc.serialCpuRatioRange[1])}x); the target is judged on both, as the
+issue names no concurrency. p50 latency: ${fmt(grpc.p50Ratio)}x.
 
 Method: ${grpc.servers} servers, one after another, each loaded with the trace's ${fmt(grpc.replicas)}-replica
 fleet; on each, ${grpc.roundsPerServer} rounds of a LookupRoute phase and a no-op phase (which goes first

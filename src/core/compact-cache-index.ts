@@ -89,8 +89,9 @@ interface HolderGroup {
   /** This group's holder of each hot block it holds; undefined until it holds one. */
   hotByBlock: Map<number, number> | undefined;
   /**
-   * The previous holder (NIL for the head) in its block's list of each of this group's holders of
-   * hot blocks: a hot block's list is long, and unlinking a holder must not walk it.
+   * The previous holder in its block's list of each of this group's holders of hot blocks: a hot
+   * block's list is long, and unlinking a holder must not walk it. A head's entry is not kept up
+   * to date (a head's predecessor is never read).
    */
   hotPrev: Map<number, number> | undefined;
 }
@@ -126,6 +127,8 @@ const LRU_NEWER = 2;
 const BLOCK = 3;
 /** The block's list, newest first (singly linked: see #unlinkFromBlock). */
 const BLOCK_NEXT = 4;
+/** A holder's predecessor in its block's list not known to the caller: unlinking finds it. */
+const PREV_UNKNOWN = -1;
 const HOLDER_FIELDS = 5;
 const TOKEN_MASK = 0x7fffffff;
 /**
@@ -211,6 +214,11 @@ class CompactCacheIndex implements CacheIndex {
   #stamp = 0;
   /** Holders seen by the last cold membership walk, for promotion. */
   #walked = 0;
+  /**
+   * The holder before the one the last cold membership walk found (NIL for the head), so that
+   * unlinking it does not walk the list again; PREV_UNKNOWN after a hot block's look-up.
+   */
+  #walkedPrev = PREV_UNKNOWN;
   readonly #fingerprint = new Uint32Array(2);
   /** The fingerprints of a batch or a looked-up chain, high and low halves interleaved. */
   #keys = new Uint32Array(128);
@@ -675,14 +683,18 @@ class CompactCacheIndex implements CacheIndex {
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
   #holderOf(block: number, group: number): number {
     if ((this.#blocks.tokensOf(block) & HOT_BIT) !== 0) {
+      this.#walkedPrev = PREV_UNKNOWN;
       return (this.#groups[group] as HolderGroup).hotByBlock?.get(block) ?? NIL;
     }
     let walked = 0;
+    let prev = NIL;
     for (let holder = this.#blocks.headOf(block); holder !== NIL; walked++) {
       if (this.#slab.owner(holder) === group) {
         this.#walked = walked;
+        this.#walkedPrev = prev;
         return holder;
       }
+      prev = holder;
       holder = this.#holders.get(holder, BLOCK_NEXT);
     }
     this.#walked = walked;
@@ -732,7 +744,7 @@ class CompactCacheIndex implements CacheIndex {
           this.#setTokens(block, tokens);
           this.#confirm(known, tick, (this.#holders.get(known, CONFIRMED) >>> TIER_SHIFT) | tier);
           this.#moveToNewest(known);
-          this.#moveToBlockFront(known, block);
+          this.#moveToBlockFront(known, block, this.#walkedPrev);
           continue;
         }
       }
@@ -818,7 +830,7 @@ class CompactCacheIndex implements CacheIndex {
         );
         if (block === NIL) continue;
         const holder = this.#holderOf(block, group.id);
-        if (holder !== NIL && this.#dropTiers(holder, tiers)) removed++;
+        if (holder !== NIL && this.#dropTiers(holder, tiers, this.#walkedPrev)) removed++;
       }
     }
     return removed;
@@ -843,14 +855,14 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   /** Takes `tiers` off a holder, removing it when no tier is left; says whether it was removed. */
-  #dropTiers(holder: number, tiers: number): boolean {
+  #dropTiers(holder: number, tiers: number, prev = PREV_UNKNOWN): boolean {
     const word = this.#holders.get(holder, CONFIRMED);
     const left = (word >>> TIER_SHIFT) & ~tiers;
     if (left !== 0) {
       this.#holders.set(holder, CONFIRMED, ((word & TICK_MASK) | (left << TIER_SHIFT)) >>> 0);
       return false;
     }
-    this.#removeHolder(holder);
+    this.#removeHolder(holder, prev);
     return true;
   }
 
@@ -941,10 +953,10 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   /** Unlinks a holder from every list, frees its slot, and deletes its block if it was the last. */
-  #removeHolder(holder: number): void {
+  #removeHolder(holder: number, prev = PREV_UNKNOWN): void {
     const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
     const block = this.#holders.get(holder, BLOCK);
-    this.#unlinkFromBlock(holder, block);
+    this.#unlinkFromBlock(holder, block, prev);
     if (this.#isHot(block)) {
       group.hotPrev?.delete(holder);
       group.hotByBlock?.delete(block);
@@ -1174,15 +1186,20 @@ class CompactCacheIndex implements CacheIndex {
 
   /**
    * Takes `holder` out of `block`'s list. The list is singly linked, so the previous holder is
-   * found by a walk from the head in a cold block (fewer than `hotPromote` holders), and looked up
-   * in a hot one.
+   * `knownPrev` when the caller has just walked to `holder` (PREV_UNKNOWN otherwise), else looked up
+   * in a hot block, else found by a walk from the head of a cold block's short list (at most
+   * `hotPromote` - 1 holders, or `hotDemote` for odd tunings).
    */
-  #unlinkFromBlock(holder: number, block: number): void {
+  #unlinkFromBlock(holder: number, block: number, knownPrev = PREV_UNKNOWN): void {
     const next = this.#holders.get(holder, BLOCK_NEXT);
     const hot = this.#isHot(block);
     let prev = NIL;
-    if (hot) {
+    if (this.#blocks.headOf(block) === holder) {
+      // The head: its entry in hotPrev is not kept (see #moveToBlockFront).
+    } else if (hot) {
       prev = (this.#groups[this.#slab.owner(holder)] as HolderGroup).hotPrev?.get(holder) ?? NIL;
+    } else if (knownPrev !== PREV_UNKNOWN) {
+      prev = knownPrev;
     } else {
       for (let h = this.#blocks.headOf(block); h !== holder; h = this.#holders.get(h, BLOCK_NEXT)) {
         prev = h;
@@ -1193,11 +1210,15 @@ class CompactCacheIndex implements CacheIndex {
     if (hot && next !== NIL) this.#setHotPrev(next, prev);
   }
 
-  #moveToBlockFront(holder: number, block: number): void {
+  /**
+   * Moves `holder` to the head of `block`'s list (`knownPrev` as for #unlinkFromBlock). A hot
+   * head's entry in hotPrev is left as it was: a head's predecessor is never read, and pushing a
+   * holder in front of it sets the entry again.
+   */
+  #moveToBlockFront(holder: number, block: number, knownPrev = PREV_UNKNOWN): void {
     if (this.#blocks.headOf(block) === holder) return;
-    this.#unlinkFromBlock(holder, block);
+    this.#unlinkFromBlock(holder, block, knownPrev);
     this.#pushBlockFront(holder, block);
-    if (this.#isHot(block)) this.#setHotPrev(holder, NIL);
   }
 
   #appendNewest(holder: number): void {

@@ -37,6 +37,15 @@ function setup(tuning?: CompactIndexTuning) {
 }
 
 describe("createCompactCacheIndex() internals", () => {
+  it("does not take the first slot of another replica's chunk for a holder of the next block", () => {
+    const { store, hintsFor } = setup();
+    // 32 blocks stored deepest first: a's holder of block 0 is the last slot of its chunk.
+    store("a", [0, ...Array.from({ length: 30 }, (_, i) => i + 1), 200]);
+    // b's first chunk follows, and b's holder of block 100 is its first slot.
+    store("b", [0, 100]);
+    expect(hintsFor([0, 100, 200])).toEqual(["b:2", "a:1"]);
+  });
+
   it("does not take a slot no holder has used for a holder of the first block", () => {
     // Holders sit in 32-slot chunks; a lookup tries the slots beside a replica's holder of one
     // block for its holder of the next. A slot never used must not pass for one of block 0.
