@@ -198,11 +198,15 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     lookupSerial: pick((r) => r.lookupSerial),
     noopSerial: pick((r) => r.noopSerial),
     cpuRatio: median(ratios),
-    cpuRatioRange: [Math.min(...ratios), Math.max(...ratios)],
+    cpuRatioRange: rangeOf(ratios),
     p50Ratio: median(results.map((r) => r.p50Ratio)),
     serialCpuRatio: median(serialRatios),
-    serialCpuRatioRange: [Math.min(...serialRatios), Math.max(...serialRatios)],
+    serialCpuRatioRange: rangeOf(serialRatios),
   };
+}
+
+function rangeOf(values: readonly number[]): readonly [number, number] {
+  return [Math.min(...values), Math.max(...values)];
 }
 
 /** Calls per phase with one call in flight: a quarter, as each costs several times more. */

@@ -682,7 +682,7 @@ class CompactCacheIndex implements CacheIndex {
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
   #holderOf(block: number, group: number): number {
-    if ((this.#blocks.tokensOf(block) & HOT_BIT) !== 0) {
+    if (this.#isHot(block)) {
       this.#walkedPrev = PREV_UNKNOWN;
       return (this.#groups[group] as HolderGroup).hotByBlock?.get(block) ?? NIL;
     }
@@ -786,12 +786,13 @@ class CompactCacheIndex implements CacheIndex {
     }
     this.#confirm(holder, tick, tier);
     this.#appendNewest(holder);
-    this.#pushBlockFront(holder, block);
+    const hot = this.#isHot(block);
+    this.#pushBlockFront(holder, block, hot);
     group.count++;
     group.scheme.entries++;
     group.replica.holdings++;
     this.#entries++;
-    if (this.#isHot(block)) {
+    if (hot) {
       this.#indexHot(group, block, holder, NIL);
       this.#hotCounts.set(block, (this.#hotCounts.get(block) ?? 0) + 1);
     } else if (walked + 1 >= this.#tuning.hotPromote) {
@@ -956,8 +957,9 @@ class CompactCacheIndex implements CacheIndex {
   #removeHolder(holder: number, prev = PREV_UNKNOWN): void {
     const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
     const block = this.#holders.get(holder, BLOCK);
-    this.#unlinkFromBlock(holder, block, prev);
-    if (this.#isHot(block)) {
+    const hot = this.#isHot(block);
+    this.#unlinkFromBlock(holder, block, hot, prev);
+    if (hot) {
       group.hotPrev?.delete(holder);
       group.hotByBlock?.delete(block);
       const left = (this.#hotCounts.get(block) ?? 1) - 1;
@@ -1175,24 +1177,27 @@ class CompactCacheIndex implements CacheIndex {
     return this.#stamp;
   }
 
-  /** Puts `holder` at the head of `block`'s list (a hot block's holder must be indexed after). */
-  #pushBlockFront(holder: number, block: number): void {
+  /**
+   * Puts `holder` at the head of `block`'s list; `hot` says whether the block is hot (a hot block's
+   * new holder must be indexed after).
+   */
+  #pushBlockFront(holder: number, block: number, hot: boolean): void {
     const first = this.#blocks.headOf(block);
     this.#holders.set(holder, BLOCK, block);
     this.#holders.set(holder, BLOCK_NEXT, first);
     this.#blocks.setHead(block, holder);
-    if (first !== NIL && this.#isHot(block)) this.#setHotPrev(first, holder);
+    if (first !== NIL && hot) this.#setHotPrev(first, holder);
   }
 
   /**
-   * Takes `holder` out of `block`'s list. The list is singly linked, so the previous holder is
-   * `knownPrev` when the caller has just walked to `holder` (PREV_UNKNOWN otherwise), else looked up
-   * in a hot block, else found by a walk from the head of a cold block's short list (at most
-   * `hotPromote` - 1 holders, or `hotDemote` for odd tunings).
+   * Takes `holder` out of `block`'s list (`hot`: whether the block is). The list is singly
+   * linked, so the previous holder is looked up in a hot block; in a cold one it is `knownPrev`
+   * when the caller has just walked to `holder` (PREV_UNKNOWN otherwise), else found by a walk
+   * from the head of the block's short list (at most `hotPromote` - 1 holders, or `hotDemote` for
+   * odd tunings).
    */
-  #unlinkFromBlock(holder: number, block: number, knownPrev = PREV_UNKNOWN): void {
+  #unlinkFromBlock(holder: number, block: number, hot: boolean, knownPrev: number): void {
     const next = this.#holders.get(holder, BLOCK_NEXT);
-    const hot = this.#isHot(block);
     let prev = NIL;
     if (this.#blocks.headOf(block) === holder) {
       // The head: its entry in hotPrev is not kept (see #moveToBlockFront).
@@ -1217,8 +1222,9 @@ class CompactCacheIndex implements CacheIndex {
    */
   #moveToBlockFront(holder: number, block: number, knownPrev = PREV_UNKNOWN): void {
     if (this.#blocks.headOf(block) === holder) return;
-    this.#unlinkFromBlock(holder, block, knownPrev);
-    this.#pushBlockFront(holder, block);
+    const hot = this.#isHot(block);
+    this.#unlinkFromBlock(holder, block, hot, knownPrev);
+    this.#pushBlockFront(holder, block, hot);
   }
 
   #appendNewest(holder: number): void {
