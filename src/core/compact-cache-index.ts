@@ -615,7 +615,6 @@ class CompactCacheIndex implements CacheIndex {
     kth: Candidate | undefined,
   ): boolean {
     const replica = (this.#groups[group] as HolderGroup).replica;
-    const keptAlive = replica.liveUntil >= now;
     const tiers = this.#tiers;
     let run = 0;
     let oldest = Number.POSITIVE_INFINITY;
@@ -631,7 +630,8 @@ class CompactCacheIndex implements CacheIndex {
       previous = holder;
       const word = this.#holders.get(holder, CONFIRMED);
       const confirmed = word & TICK_MASK;
-      if (confirmed < liveSince && !keptAlive) break;
+      // Read only past the TTL: the field is one more load, and a miss, on every evaluation.
+      if (confirmed < liveSince && replica.liveUntil < now) break;
       if (confirmed < oldest) oldest = confirmed;
       const mask = word >>> TIER_SHIFT;
       if (tiers.weightOf(mask) < weight) {
