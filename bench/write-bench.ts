@@ -11,6 +11,8 @@ export interface WriteResult {
   readonly rounds: number;
   /** Blocks added plus blocks removed, per second, on one core. */
   readonly blockWritesPerSecond: number;
+  /** The slowest and the fastest round's figure: how much the machine moved during the run. */
+  readonly blockWritesRange: readonly [number, number];
 }
 
 export interface WriteOptions {
@@ -92,5 +94,6 @@ export function runWriteBenchmark(options: WriteOptions): WriteResult {
     steadyHolderBlocks: steady,
     rounds,
     blockWritesPerSecond: median(rates),
+    blockWritesRange: [Math.min(...rates), Math.max(...rates)],
   };
 }
