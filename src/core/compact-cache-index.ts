@@ -630,7 +630,7 @@ class CompactCacheIndex implements CacheIndex {
       previous = holder;
       const word = this.#holders.get(holder, CONFIRMED);
       const confirmed = word & TICK_MASK;
-      // Read only past the TTL: the field is one more load, and a miss, on every evaluation.
+      // Read only past the TTL: on a busy server the field is often a cache miss.
       if (confirmed < liveSince && replica.liveUntil < now) break;
       if (confirmed < oldest) oldest = confirmed;
       const mask = word >>> TIER_SHIFT;
