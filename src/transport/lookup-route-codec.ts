@@ -64,11 +64,6 @@ const MAX_REUSED_HASHES = 8192;
  */
 const MAX_LISTED_HASHES = 256;
 const listsByLength: (Uint8Array[] | undefined)[] = [];
-/**
- * Where a reusing decode collects the hashes before it knows how many. It keeps its capacity for
- * chains up to MAX_REUSED_HASHES, and is emptied after a longer one.
- */
-const scratchHashes: Uint8Array[] = [];
 const NO_BYTES = new Uint8Array(0);
 const NO_CANDIDATES: readonly string[] = Object.freeze([]);
 const reusedMessage: LookupRouteRequest = {
@@ -138,10 +133,12 @@ export function decodeLookupRouteRequest(
   let tenant = "";
   let model = "";
   let hashScheme = "";
-  const hashes: Uint8Array[] = reuse ? scratchHashes : [];
   let hashCount = 0;
-  /** Whether every hash is in a reused array: none is a view of `bytes`. */
-  let allCopied = true;
+  /**
+   * The hashes, once the message is to have a list of its own: from the start without `reuse`,
+   * else from the first hash kept as a view of `bytes`. Until then, hash i is `reusedHashes[i]`.
+   */
+  let own: Uint8Array[] | undefined = reuse ? undefined : [];
   let candidateReplicaIds: string[] | undefined;
   let maxHints = 0;
   let error: string | undefined;
@@ -160,22 +157,22 @@ export function decodeLookupRouteRequest(
           break;
         case REQUEST_TAG.prefixHashes: {
           // A constant label: the hash's index is filled in only when reading fails.
-          if (reuse && hashCount < MAX_REUSED_HASHES) {
+          if (own === undefined && hashCount < MAX_REUSED_HASHES) {
             let into = reusedHashes[hashCount];
             if (into === undefined) {
               into = new Uint8Array(8);
               reusedHashes.push(into);
             }
-            const copied = reader.bytes8(PREFIX_HASH_LABEL, into);
-            if (copied !== undefined) {
-              hashes[hashCount++] = copied;
+            if (reader.bytes8(PREFIX_HASH_LABEL, into) !== undefined) {
+              hashCount++;
               break;
             }
           }
           // Read before counted: a hash that fails to read is named by the count.
           const view = reader.bytes(PREFIX_HASH_LABEL);
-          hashes[hashCount++] = view;
-          allCopied = false;
+          own ??= reusedHashes.slice(0, hashCount);
+          own.push(view);
+          hashCount++;
           break;
         }
         case REQUEST_TAG.candidateReplicaIds: {
@@ -202,40 +199,26 @@ export function decodeLookupRouteRequest(
     // A hash that failed to read is the one after those read.
     error = thrown.message.replace(PREFIX_HASH_LABEL, `prefix_hashes[${hashCount}]`);
   }
-  if (error !== undefined) {
-    if (reuse) releaseScratch(allCopied, hashCount);
-    return { error };
-  }
+  // The reused reader lets go of the request's bytes.
+  if (reuse) reusedReader.reset(NO_BYTES);
+  if (error !== undefined) return { error };
   recent.tenant = tenant;
   recent.model = model;
   recent.hashScheme = hashScheme;
-  if (!reuse) {
+  // With `reuse`, a shared empty list: the service only reads it, and it is frozen against the rest.
+  const candidates = candidateReplicaIds ?? (reuse ? (NO_CANDIDATES as string[]) : []);
+  if (own !== undefined || hashCount > MAX_LISTED_HASHES) {
     return {
       message: {
         $typeName: "inferencecache.v1.LookupRouteRequest",
         tenant,
         model,
         hashScheme,
-        prefixHashes: hashes,
-        candidateReplicaIds: candidateReplicaIds ?? [],
+        prefixHashes: own ?? reusedHashes.slice(0, hashCount),
+        candidateReplicaIds: candidates,
         maxHints,
       },
     };
-  }
-  // A shared empty list: the service only reads it, and it is frozen against anything else.
-  const candidates = candidateReplicaIds ?? (NO_CANDIDATES as string[]);
-  if (!allCopied || hashCount > MAX_LISTED_HASHES) {
-    const message: LookupRouteRequest = {
-      $typeName: "inferencecache.v1.LookupRouteRequest",
-      tenant,
-      model,
-      hashScheme,
-      prefixHashes: hashes.slice(0, hashCount),
-      candidateReplicaIds: candidates,
-      maxHints,
-    };
-    releaseScratch(allCopied, hashCount);
-    return { message };
   }
   reusedMessage.tenant = tenant;
   reusedMessage.model = model;
@@ -243,28 +226,17 @@ export function decodeLookupRouteRequest(
   reusedMessage.prefixHashes = listOf(hashCount);
   reusedMessage.candidateReplicaIds = candidates;
   reusedMessage.maxHints = maxHints;
-  releaseScratch(allCopied, hashCount);
   return reusedResult;
 }
 
-/**
- * Leaves the reused reader and scratch list holding nothing of the request just decoded, and the
- * scratch list no longer than MAX_REUSED_HASHES entries' worth of capacity.
- */
-function releaseScratch(allCopied: boolean, hashCount: number): void {
-  reusedReader.reset(NO_BYTES);
-  if (hashCount > MAX_REUSED_HASHES) scratchHashes.length = 0;
-  else if (!allCopied) scratchHashes.fill(NO_BYTES, 0, hashCount);
-}
-
-/** The scratch list's first `count` hashes (at most MAX_LISTED_HASHES), in the list of that length. */
+/** The first `count` reused hashes (at most MAX_LISTED_HASHES), in the list of that length. */
 function listOf(count: number): Uint8Array[] {
   let list = listsByLength[count];
   if (list === undefined) {
     list = Array.from({ length: count }, () => NO_BYTES);
     listsByLength[count] = list;
   }
-  for (let i = 0; i < count; i++) list[i] = scratchHashes[i] as Uint8Array;
+  for (let i = 0; i < count; i++) list[i] = reusedHashes[i] as Uint8Array;
   return list;
 }
 
