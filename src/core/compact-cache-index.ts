@@ -459,7 +459,7 @@ class CompactCacheIndex implements CacheIndex {
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
         const spare = best.spare;
-        if (this.#evaluate(spare, group, runLimit, level, holder, liveSince, nowTick, now, kth)) {
+        if (this.#evaluate(spare, group, runLimit, level, holder, liveSince, nowTick, now)) {
           best.offerSpare();
         }
       }
@@ -600,8 +600,8 @@ class CompactCacheIndex implements CacheIndex {
   /**
    * Writes into `into` the consecutive run of `group` from the head of the chain, at most
    * `runLimit` blocks long, and returns true; returns false, leaving `into` as it was, if the group
-   * has no run or it would not rank before `kth`. `known` is the group's holder of the block at
-   * `knownLevel` (below `runLimit`), met by the caller: that block needs no probe.
+   * has no run. Whether the run ranks is for `offerSpare` to say. `known` is the group's holder of
+   * the block at `knownLevel` (below `runLimit`), met by the caller: that block needs no probe.
    */
   #evaluate(
     into: Candidate,
@@ -612,7 +612,6 @@ class CompactCacheIndex implements CacheIndex {
     liveSince: number,
     nowTick: number,
     now: number,
-    kth: Candidate | undefined,
   ): boolean {
     const replica = (this.#groups[group] as HolderGroup).replica;
     const tiers = this.#tiers;
@@ -625,7 +624,7 @@ class CompactCacheIndex implements CacheIndex {
       const block = this.#chain[run] as number;
       let holder = run === knownLevel ? known : NIL;
       if (holder === NIL && previous !== NIL) holder = this.#besideInChunk(previous, block);
-      if (holder === NIL && run !== knownLevel) holder = this.#holderOf(block, group);
+      if (holder === NIL) holder = this.#holderOf(block, group);
       if (holder === NIL) break;
       previous = holder;
       const word = this.#holders.get(holder, CONFIRMED);
@@ -642,20 +641,12 @@ class CompactCacheIndex implements CacheIndex {
     if (run === 0) return false;
     const tokens = this.#blocks.tokensOf(this.#chain[run - 1] as number) & TOKEN_MASK;
     const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
-    const score = tokens * freshness * weight;
-    if (
-      kth !== undefined &&
-      (score < kth.score ||
-        (score === kth.score && !winsTie(replica, kth.replica as ReplicaRecord)))
-    ) {
-      return false;
-    }
     into.replica = replica;
     into.blocks = run;
     into.tokens = tokens;
     into.freshness = freshness;
     into.tier = tiers.tierOf(tierMask);
-    into.score = score;
+    into.score = tokens * freshness * weight;
     return true;
   }
 
