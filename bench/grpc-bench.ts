@@ -8,7 +8,7 @@ import {
 } from "../gen/inferencecache/v1/cache_index_pb.js";
 import { H2UnaryClient } from "./h2-unary-client.js";
 import { blockHash, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from "./mooncake-trace.js";
-import { median, quantile } from "./stats.js";
+import { median, quantile, rangeOf } from "./stats.js";
 
 /** One measured phase: calls of one method at a fixed concurrency. */
 export interface PhaseResult {
@@ -203,10 +203,6 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     serialCpuRatio: median(serialRatios),
     serialCpuRatioRange: rangeOf(serialRatios),
   };
-}
-
-function rangeOf(values: readonly number[]): readonly [number, number] {
-  return [Math.min(...values), Math.max(...values)];
 }
 
 /** Calls per phase with one call in flight: a quarter, as each costs several times more. */

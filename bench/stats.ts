@@ -11,6 +11,11 @@ export function median(values: readonly number[]): number {
   return quantile(values, 0.5);
 }
 
+/** The smallest and the largest of `values`. */
+export function rangeOf(values: readonly number[]): readonly [number, number] {
+  return [Math.min(...values), Math.max(...values)];
+}
+
 /** A number with a fixed count of significant digits, for tables. */
 export function fmt(value: number, digits = 3): string {
   if (!Number.isFinite(value)) return String(value);

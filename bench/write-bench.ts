@@ -1,6 +1,6 @@
 import { createCacheIndex } from "../src/core/create-cache-index.js";
 import type { EventBatch } from "../src/core/types.js";
-import { median } from "./stats.js";
+import { median, rangeOf } from "./stats.js";
 
 /** What the block-write benchmark measured (medians over rounds). */
 export interface WriteResult {
@@ -94,6 +94,6 @@ export function runWriteBenchmark(options: WriteOptions): WriteResult {
     steadyHolderBlocks: steady,
     rounds,
     blockWritesPerSecond: median(rates),
-    blockWritesRange: [Math.min(...rates), Math.max(...rates)],
+    blockWritesRange: rangeOf(rates),
   };
 }
