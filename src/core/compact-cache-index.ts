@@ -598,6 +598,66 @@ class CompactCacheIndex implements CacheIndex {
   }
 
   /**
+   * What is inconsistent in the index's bookkeeping, as sentences; empty when nothing is. Checks
+   * that every holder is in its block's list and in the list by confirmation, that the counts
+   * agree with the holders, and that a block is marked hot exactly when it has a holder count,
+   * that count is its holders', and each of its holders is indexed by its group. Answers can stay
+   * right while these drift (a stale count only changes which path a membership test takes), so
+   * the property tests run this after every operation. Cost: O(holders); for tests and debugging.
+   */
+  consistencyProblems(): string[] {
+    const problems: string[] = [];
+    const holdersOf = new Map<number, number>();
+    let live = 0;
+    for (let holder = 0; holder < this.#slab.slotCapacity; holder++) {
+      const block = this.#holders.get(holder, BLOCK);
+      if (block === NIL) continue;
+      live++;
+      holdersOf.set(block, (holdersOf.get(block) ?? 0) + 1);
+    }
+    if (live !== this.#entries) problems.push(`${live} holders, but ${this.#entries} entries`);
+    let listed = 0;
+    for (let h = this.#oldest; h !== NIL && listed <= live; h = this.#holders.get(h, LRU_NEWER)) {
+      listed++;
+    }
+    if (listed !== live) problems.push(`${listed} holders by confirmation, but ${live} holders`);
+    let grouped = 0;
+    for (const group of this.#groups) grouped += group?.count ?? 0;
+    if (grouped !== live) problems.push(`groups count ${grouped} holders, but there are ${live}`);
+    for (const [block, count] of holdersOf) {
+      let inList = 0;
+      for (
+        let h = this.#blocks.headOf(block);
+        h !== NIL && inList <= count;
+        h = this.#holders.get(h, BLOCK_NEXT)
+      ) {
+        inList++;
+        if (this.#holders.get(h, BLOCK) !== block) {
+          problems.push(`block ${block}'s list has holder ${h} of another block`);
+        }
+        const group = this.#groups[this.#slab.owner(h)] as HolderGroup;
+        if (this.#isHot(block) && group.hotByBlock?.get(block) !== h) {
+          problems.push(`hot block ${block}'s holder ${h} is not indexed by its group`);
+        }
+      }
+      if (inList !== count) problems.push(`block ${block} lists ${inList} of its ${count} holders`);
+      const hotCount = this.#hotCounts.get(block);
+      if (this.#isHot(block) !== (hotCount !== undefined)) {
+        const marked = this.#isHot(block)
+          ? "hot without a holder count"
+          : "cold with a holder count";
+        problems.push(`block ${block} is ${marked}`);
+      } else if (hotCount !== undefined && hotCount !== count) {
+        problems.push(`hot block ${block} is counted ${hotCount} holders, but has ${count}`);
+      }
+    }
+    for (const block of this.#hotCounts.keys()) {
+      if (!holdersOf.has(block)) problems.push(`block ${block} is counted, but nobody holds it`);
+    }
+    return problems;
+  }
+
+  /**
    * Writes into `into` the consecutive run of `group` from the head of the chain, at most
    * `runLimit` blocks long, and returns true; returns false, leaving `into` as it was, if the group
    * has no run. Whether the run ranks is for `offerSpare` to say. `known` is the group's holder of
@@ -739,7 +799,7 @@ class CompactCacheIndex implements CacheIndex {
           continue;
         }
       }
-      const walked = this.#walked;
+      let walked = this.#walked;
       if (this.#entries >= this.#maxEntries) {
         while (this.#entries >= this.#maxEntries && this.#oldest !== NIL) {
           // An entry already past its TTL leaves for that reason, whether or not the sweeper got
@@ -748,8 +808,14 @@ class CompactCacheIndex implements CacheIndex {
           else evicted.cap++;
           this.#removeHolder(this.#oldest);
         }
-        // The eviction may have emptied and deleted this very block.
+        // The eviction may have emptied and deleted this very block, or removed some of its
+        // holders: the count that decides promotion is taken again (the group holds none of it).
         block = blocks.find(group.scheme.id, high, low);
+        walked = 0;
+        if (block !== NIL && !this.#isHot(block)) {
+          this.#holderOf(block, group.id);
+          walked = this.#walked;
+        }
       }
       if (block === NIL) block = blocks.create(group.scheme.id, high, low, tokens);
       else this.#setTokens(block, tokens);

@@ -13,6 +13,8 @@ describeCacheIndexContract("createCompactCacheIndex()", (options) =>
 );
 
 const TTL = 1_000;
+/** Low thresholds, so that a few replicas make a block hot. */
+const HOT_AT_3: CompactIndexTuning = { hotPromote: 3, hotDemote: 2 };
 const scope = { tenant: "acme", model: "m", hashScheme: "s" };
 
 function setup(tuning?: CompactIndexTuning) {
@@ -176,6 +178,34 @@ describe("createCompactCacheIndex() internals", () => {
       prefixes: [{ prefixHash: hashOf(1), tokenCount: 16 }],
     });
     expect(hintsFor([1])).toEqual(["r:1"]);
+  });
+
+  it("counts a block's holders again when the cap evicts some of them during the write", () => {
+    const clock = new ManualClock();
+    const index = createCompactCacheIndex({ clock, ttlMs: TTL, maxEntries: 3 }, HOT_AT_3);
+    const problems = () =>
+      (index as unknown as { consistencyProblems(): string[] }).consistencyProblems();
+    const store = (replicaId: string, n: number) => {
+      index.report({ ...scope, replicaId, prefixes: [{ prefixHash: hashOf(n), tokenCount: 16 }] });
+      clock.advance(1);
+    };
+    store("a", 0);
+    store("b", 0);
+    store("x", 9);
+    // At the cap: c's write evicts a's holder of block 0, so block 0 ends with 2 holders (b, c),
+    // below the 3 that make it hot; counting a as well would make it hot with a count of 3.
+    store("c", 0);
+    expect(problems()).toEqual([]);
+    expect(
+      index
+        .lookup({ ...scope, prefixHashes: [hashOf(0)], candidateReplicaIds: [], maxHints: 4 })
+        .hints.map((h) => h.replicaId),
+    ).toEqual(["c", "b"]);
+    // Block 0 goes with its last holders, and no count is left behind for it.
+    for (const r of ["b", "c"]) {
+      index.publish({ ...scope, replicaId: r, events: [{ type: "all-cleared" }] });
+    }
+    expect(problems()).toEqual([]);
   });
 
   it("keeps hot-block membership right across promotion, demotion and promotion again", () => {
