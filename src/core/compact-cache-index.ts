@@ -600,10 +600,11 @@ class CompactCacheIndex implements CacheIndex {
   /**
    * What is inconsistent in the index's bookkeeping, as sentences; empty when nothing is. Checks
    * that every holder is in its block's list and in the list by confirmation, that the counts
-   * agree with the holders, and that a block is marked hot exactly when it has a holder count,
-   * that count is its holders', and each of its holders is indexed by its group. Answers can stay
-   * right while these drift (a stale count only changes which path a membership test takes), so
-   * the property tests run this after every operation. Cost: O(holders); for tests and debugging.
+   * agree with the holders, that a block is marked hot exactly when it has a holder count and that
+   * count is its holders', and that the groups index the holders of hot blocks and nothing else.
+   * Answers can stay right while these drift (a stale count only changes which path a membership
+   * test takes), so the property tests run this after every operation. Cost: O(holders); for
+   * tests and debugging.
    */
   consistencyProblems(): string[] {
     const problems: string[] = [];
@@ -653,6 +654,13 @@ class CompactCacheIndex implements CacheIndex {
     }
     for (const block of this.#hotCounts.keys()) {
       if (!holdersOf.has(block)) problems.push(`block ${block} is counted, but nobody holds it`);
+    }
+    for (const group of this.#groups) {
+      for (const [block, holder] of group?.hotByBlock ?? []) {
+        if (!this.#isHot(block) || this.#holders.get(holder, BLOCK) !== block) {
+          problems.push(`group ${group?.id} indexes holder ${holder} for block ${block}, wrongly`);
+        }
+      }
     }
     return problems;
   }

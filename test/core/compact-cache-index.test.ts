@@ -137,7 +137,7 @@ describe("createCompactCacheIndex() internals", () => {
   });
 
   it("does not count a replica's run through a block it no longer holds", () => {
-    const { store, hintsFor, index } = setup({ hotPromote: 3, hotDemote: 2 });
+    const { store, hintsFor, index } = setup(HOT_AT_3);
     for (const r of ["a", "b", "c", "d"]) store(r, [0, 1, 2]);
     index.publish({
       ...scope,
@@ -209,7 +209,7 @@ describe("createCompactCacheIndex() internals", () => {
   });
 
   it("keeps hot-block membership right across promotion, demotion and promotion again", () => {
-    const { clock, store, hintsFor, index } = setup({ hotPromote: 3, hotDemote: 2 });
+    const { clock, store, hintsFor, index } = setup(HOT_AT_3);
     for (const r of ["a", "b", "c", "d"]) store(r, [0, 1]);
     for (const r of ["a", "b", "c"]) {
       index.publish({ ...scope, replicaId: r, events: [{ type: "all-cleared" }] });
