@@ -96,6 +96,19 @@ interface HolderGroup {
   hotPrev: Map<number, number> | undefined;
 }
 
+/** The compact engine: a {@link CacheIndex}, and what its tests and benchmarks inspect of it. */
+export interface CompactIndexEngine extends CacheIndex {
+  /** Bytes of every typed array the index holds; the JS objects (replicas, scopes) are not counted. */
+  readonly arrayBytes: number;
+  /**
+   * What is inconsistent in the index's bookkeeping, as sentences; empty when nothing is. Answers
+   * can stay right while it drifts (a stale count only changes which path a membership test
+   * takes), so the property tests run this after every operation. Cost: O(holders); for tests and
+   * debugging.
+   */
+  consistencyProblems(): string[];
+}
+
 /** Internal thresholds of {@link createCompactCacheIndex}; tests lower them to exercise both paths. */
 export interface CompactIndexTuning {
   /**
@@ -166,11 +179,11 @@ const KEEP_AFTER_REBASE = 2 ** 27;
 export function createCompactCacheIndex(
   options: CacheIndexOptions,
   tuning: CompactIndexTuning = DEFAULT_TUNING,
-): CacheIndex {
+): CompactIndexEngine {
   return new CompactCacheIndex(resolveCacheIndexOptions(options).options, tuning);
 }
 
-class CompactCacheIndex implements CacheIndex {
+class CompactCacheIndex implements CompactIndexEngine {
   readonly #options: ResolvedCacheIndexOptions;
   readonly #tuning: CompactIndexTuning;
   readonly #tiers: TierWeights;
@@ -592,19 +605,15 @@ class CompactCacheIndex implements CacheIndex {
     return this.#touched;
   }
 
-  /** Bytes of every typed array the index holds; the JS objects (replicas, scopes) are not counted. */
   get arrayBytes(): number {
     return this.#blocks.byteLength + this.#slab.byteLength + this.#holders.byteLength;
   }
 
   /**
-   * What is inconsistent in the index's bookkeeping, as sentences; empty when nothing is. Checks
-   * that every holder is in its block's list and in the list by confirmation, that the counts
-   * agree with the holders, that a block is marked hot exactly when it has a holder count and that
-   * count is its holders', and that the groups index the holders of hot blocks and nothing else.
-   * Answers can stay right while these drift (a stale count only changes which path a membership
-   * test takes), so the property tests run this after every operation. Cost: O(holders); for
-   * tests and debugging.
+   * Checks that every holder is in its block's list and in the list by confirmation, that the
+   * counts agree with the holders, that a block is marked hot exactly when it has a holder count
+   * and that count is its holders', and that the groups index the holders of hot blocks and
+   * nothing else.
    */
   consistencyProblems(): string[] {
     const problems: string[] = [];
@@ -626,6 +635,7 @@ class CompactCacheIndex implements CacheIndex {
     for (const group of this.#groups) grouped += group?.count ?? 0;
     if (grouped !== live) problems.push(`groups count ${grouped} holders, but there are ${live}`);
     for (const [block, count] of holdersOf) {
+      const hot = this.#isHot(block);
       let inList = 0;
       for (
         let h = this.#blocks.headOf(block);
@@ -637,16 +647,14 @@ class CompactCacheIndex implements CacheIndex {
           problems.push(`block ${block}'s list has holder ${h} of another block`);
         }
         const group = this.#groups[this.#slab.owner(h)] as HolderGroup;
-        if (this.#isHot(block) && group.hotByBlock?.get(block) !== h) {
+        if (hot && group.hotByBlock?.get(block) !== h) {
           problems.push(`hot block ${block}'s holder ${h} is not indexed by its group`);
         }
       }
       if (inList !== count) problems.push(`block ${block} lists ${inList} of its ${count} holders`);
       const hotCount = this.#hotCounts.get(block);
-      if (this.#isHot(block) !== (hotCount !== undefined)) {
-        const marked = this.#isHot(block)
-          ? "hot without a holder count"
-          : "cold with a holder count";
+      if (hot !== (hotCount !== undefined)) {
+        const marked = hot ? "hot without a holder count" : "cold with a holder count";
         problems.push(`block ${block} is ${marked}`);
       } else if (hotCount !== undefined && hotCount !== count) {
         problems.push(`hot block ${block} is counted ${hotCount} holders, but has ${count}`);
@@ -656,9 +664,10 @@ class CompactCacheIndex implements CacheIndex {
       if (!holdersOf.has(block)) problems.push(`block ${block} is counted, but nobody holds it`);
     }
     for (const group of this.#groups) {
-      for (const [block, holder] of group?.hotByBlock ?? []) {
+      if (group?.hotByBlock === undefined) continue;
+      for (const [block, holder] of group.hotByBlock) {
         if (!this.#isHot(block) || this.#holders.get(holder, BLOCK) !== block) {
-          problems.push(`group ${group?.id} indexes holder ${holder} for block ${block}, wrongly`);
+          problems.push(`group ${group.id} indexes holder ${holder} for block ${block}, wrongly`);
         }
       }
     }

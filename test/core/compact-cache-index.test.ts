@@ -17,9 +17,9 @@ const TTL = 1_000;
 const HOT_AT_3: CompactIndexTuning = { hotPromote: 3, hotDemote: 2 };
 const scope = { tenant: "acme", model: "m", hashScheme: "s" };
 
-function setup(tuning?: CompactIndexTuning) {
+function setup(tuning?: CompactIndexTuning, limits: { maxEntries?: number } = {}) {
   const clock = new ManualClock();
-  const index = createCompactCacheIndex({ clock, ttlMs: TTL }, tuning);
+  const index = createCompactCacheIndex({ clock, ttlMs: TTL, ...limits }, tuning);
   const store = (replicaId: string, ids: number[]) =>
     index.report({
       ...scope,
@@ -149,7 +149,7 @@ describe("createCompactCacheIndex() internals", () => {
 
   it("keeps no state for the schemes a live replica no longer holds anything under", () => {
     const { index, hintsFor } = setup();
-    const arrayBytes = () => (index as unknown as { arrayBytes: number }).arrayBytes;
+    const arrayBytes = () => index.arrayBytes;
     const cycle = (scheme: number) => {
       index.report({
         ...scope,
@@ -181,31 +181,25 @@ describe("createCompactCacheIndex() internals", () => {
   });
 
   it("counts a block's holders again when the cap evicts some of them during the write", () => {
-    const clock = new ManualClock();
-    const index = createCompactCacheIndex({ clock, ttlMs: TTL, maxEntries: 3 }, HOT_AT_3);
-    const problems = () =>
-      (index as unknown as { consistencyProblems(): string[] }).consistencyProblems();
-    const store = (replicaId: string, n: number) => {
-      index.report({ ...scope, replicaId, prefixes: [{ prefixHash: hashOf(n), tokenCount: 16 }] });
+    const { clock, store, hintsFor, index } = setup(HOT_AT_3, { maxEntries: 3 });
+    for (const [replica, block] of [
+      ["a", 0],
+      ["b", 0],
+      ["x", 9],
+    ] as const) {
+      store(replica, [block]);
       clock.advance(1);
-    };
-    store("a", 0);
-    store("b", 0);
-    store("x", 9);
+    }
     // At the cap: c's write evicts a's holder of block 0, so block 0 ends with 2 holders (b, c),
     // below the 3 that make it hot; counting a as well would make it hot with a count of 3.
-    store("c", 0);
-    expect(problems()).toEqual([]);
-    expect(
-      index
-        .lookup({ ...scope, prefixHashes: [hashOf(0)], candidateReplicaIds: [], maxHints: 4 })
-        .hints.map((h) => h.replicaId),
-    ).toEqual(["c", "b"]);
+    store("c", [0]);
+    expect(index.consistencyProblems()).toEqual([]);
+    expect(hintsFor([0])).toEqual(["c:1", "b:1"]);
     // Block 0 goes with its last holders, and no count is left behind for it.
     for (const r of ["b", "c"]) {
       index.publish({ ...scope, replicaId: r, events: [{ type: "all-cleared" }] });
     }
-    expect(problems()).toEqual([]);
+    expect(index.consistencyProblems()).toEqual([]);
   });
 
   it("keeps hot-block membership right across promotion, demotion and promotion again", () => {
