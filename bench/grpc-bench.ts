@@ -21,7 +21,7 @@ export interface PhaseResult {
 
 /**
  * LookupRoute against a no-op RPC on the same server, for several servers: medians over servers of
- * each server's figures (its phases' medians, and its ratios of summed CPU).
+ * each server's figures (the means over its phases, and the ratios of those).
  */
 export interface GrpcResult {
   readonly servers: number;
@@ -42,11 +42,19 @@ export interface GrpcResult {
    */
   readonly cpuRatio: number;
   readonly cpuRatioRange: readonly [number, number];
-  /** The median over servers of the ratio of the phases' median p50 latencies. */
+  /** The median over servers of the ratio of the phases' mean p50 latencies. */
   readonly p50Ratio: number;
   /** The server CPU ratio with one call in flight, and its range over servers. */
   readonly serialCpuRatio: number;
   readonly serialCpuRatioRange: readonly [number, number];
+  /**
+   * At `concurrency` calls in flight: server CPU per call of LookupRoute minus the no-op's, and of
+   * that the time the index's lookup took (the sidecar's own lookup latency histogram), in µs;
+   * medians over servers. The rest of the difference is decoding, the service and encoding, and
+   * whatever more the gRPC stack's own work for the call costs than the no-op's.
+   */
+  readonly extraCpuUsPerCall: number;
+  readonly indexUsPerLookup: number;
 }
 
 export interface GrpcBenchOptions {
@@ -70,15 +78,20 @@ interface ServerResult {
   readonly cpuRatio: number;
   readonly p50Ratio: number;
   readonly serialCpuRatio: number;
+  readonly extraCpuUsPerCall: number;
+  readonly indexUsPerLookup: number;
 }
 
 const SERVICE = "/inferencecache.v1.CacheIndexService";
 const SCOPE = { tenant: "bench", model: "mooncake", hashScheme: "mooncake-bs512" };
 
-/** Starts the sidecar as a child process on ephemeral ports and resolves with its gRPC address. */
+/**
+ * Starts the sidecar as a child process on ephemeral ports and resolves with its gRPC address and
+ * its HTTP port (metrics).
+ */
 export async function startServer(
   mainScript: string,
-): Promise<{ child: ChildProcess; address: string }> {
+): Promise<{ child: ChildProcess; address: string; httpPort: number }> {
   // BENCH_SERVER_NODE_ARGS passes flags to the server's node, e.g. "--cpu-prof" to profile it.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
   const child = spawn(
@@ -97,8 +110,10 @@ export async function startServer(
   );
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   for await (const line of lines) {
-    const record = JSON.parse(line) as { grpc?: { port: number } };
-    if (record.grpc?.port) return { child, address: `127.0.0.1:${record.grpc.port}` };
+    const record = JSON.parse(line) as { grpc?: { port: number }; http?: { port: number } };
+    if (record.grpc?.port && record.http?.port) {
+      return { child, address: `127.0.0.1:${record.grpc.port}`, httpPort: record.http.port };
+    }
   }
   throw new Error("the sidecar exited before it logged its ports");
 }
@@ -126,6 +141,35 @@ export function cpuMicros(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
+}
+
+/** The sum (seconds) and count of the lookup latency histogram's series, all models together. */
+export interface LookupLatencyTotals {
+  readonly seconds: number;
+  readonly count: number;
+}
+
+/** A sample line of the lookup latency histogram's sum or count, any labels: its kind and value. */
+const LATENCY_SAMPLE =
+  /^inferencecache_lookup_route_latency_seconds_(sum|count)(?:\{[^}]*\})? (\S+)$/;
+
+/** Reads {@link LookupLatencyTotals} from a Prometheus text exposition; zeros when absent. */
+export function lookupLatencyTotals(exposition: string): LookupLatencyTotals {
+  let seconds = 0;
+  let count = 0;
+  for (const line of exposition.split("\n")) {
+    const match = LATENCY_SAMPLE.exec(line);
+    if (match === null) continue;
+    if (match[1] === "sum") seconds += Number(match[2]);
+    else count += Number(match[2]);
+  }
+  return { seconds, count };
+}
+
+async function scrapeLookupLatency(httpPort: number): Promise<LookupLatencyTotals> {
+  const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
+  return lookupLatencyTotals(await response.text());
 }
 
 async function phase(
@@ -158,6 +202,19 @@ async function phase(
   };
 }
 
+/** The mean of each figure: one server's phases of one kind. */
+function meanPhase(phases: readonly PhaseResult[]): PhaseResult {
+  const mean = (figure: (p: PhaseResult) => number) =>
+    phases.reduce((sum, p) => sum + figure(p), 0) / phases.length;
+  return {
+    callsPerSecond: mean((p) => p.callsPerSecond),
+    p50Us: mean((p) => p.p50Us),
+    p99Us: mean((p) => p.p99Us),
+    serverCpuUsPerCall: mean((p) => p.serverCpuUsPerCall),
+  };
+}
+
+/** The median of each figure: the servers' figures. */
 function medianPhase(phases: readonly PhaseResult[]): PhaseResult {
   return {
     callsPerSecond: median(phases.map((p) => p.callsPerSecond)),
@@ -202,6 +259,8 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
     p50Ratio: median(results.map((r) => r.p50Ratio)),
     serialCpuRatio: median(serialRatios),
     serialCpuRatioRange: rangeOf(serialRatios),
+    extraCpuUsPerCall: median(results.map((r) => r.extraCpuUsPerCall)),
+    indexUsPerLookup: median(results.map((r) => r.indexUsPerLookup)),
   };
 }
 
@@ -211,7 +270,7 @@ function serialCalls(options: GrpcBenchOptions): number {
 }
 
 async function benchmarkOneServer(options: GrpcBenchOptions): Promise<ServerResult> {
-  const { child, address } = await startServer(options.mainScript);
+  const { child, address, httpPort } = await startServer(options.mainScript);
   const pid = child.pid as number;
   // A lean client, so that the client's CPU (it shares the machine's cores) disturbs the server as
   // little as possible; requests are encoded before the phases, answers not decoded.
@@ -254,35 +313,59 @@ async function benchmarkOneServer(options: GrpcBenchOptions): Promise<ServerResu
     const lookupSerial: PhaseResult[] = [];
     const noopSerial: PhaseResult[] = [];
     const serial = serialCalls(options);
+    // The index's time in the loaded lookup phases, read from /metrics between phases (outside
+    // their CPU readings). The no-op phases are read around too, so that the two kinds of phase
+    // follow the same work on the server.
+    let indexSeconds = 0;
+    let indexLookups = 0;
+    const loadedPhase = async (call: (i: number) => Promise<unknown>) => {
+      const before = await scrapeLookupLatency(httpPort);
+      const result = await phase(pid, options.callsPerPhase, options.concurrency, call);
+      const after = await scrapeLookupLatency(httpPort);
+      indexSeconds += after.seconds - before.seconds;
+      indexLookups += after.count - before.count;
+      return result;
+    };
     for (let round = 0; round < options.roundsPerServer; round++) {
       // Which method goes first alternates, so that neither always runs on the other's heels.
       const noopFirst = round % 2 === 0;
-      const pair = async (calls: number, concurrency: number) => {
-        const run = (call: (i: number) => Promise<unknown>) => phase(pid, calls, concurrency, call);
-        if (noopFirst) return { noop: await run(callNoop), lookup: await run(callLookup) };
-        const lookup = await run(callLookup);
-        return { noop: await run(callNoop), lookup };
+      const pair = async (
+        runLookup: () => Promise<PhaseResult>,
+        runNoop: () => Promise<PhaseResult>,
+      ) => {
+        if (noopFirst) return { noop: await runNoop(), lookup: await runLookup() };
+        const lookup = await runLookup();
+        return { noop: await runNoop(), lookup };
       };
-      const loaded = await pair(options.callsPerPhase, options.concurrency);
+      const loaded = await pair(
+        () => loadedPhase(callLookup),
+        () => loadedPhase(callNoop),
+      );
       noopPhases.push(loaded.noop);
       lookupPhases.push(loaded.lookup);
-      const single = await pair(serial, 1);
+      const single = await pair(
+        () => phase(pid, serial, 1, callLookup),
+        () => phase(pid, serial, 1, callNoop),
+      );
       noopSerial.push(single.noop);
       lookupSerial.push(single.lookup);
     }
-    // Phases of a server have the same number of calls, so summed CPU per call compares them.
-    const cpuOf = (phases: readonly PhaseResult[]) =>
-      phases.reduce((sum, p) => sum + p.serverCpuUsPerCall, 0);
-    const lookup = medianPhase(lookupPhases);
-    const noop = medianPhase(noopPhases);
+    // A server's figures are the means over its phases. Its phases of one concurrency have the
+    // same number of calls, so the mean CPU per call is their CPU over all their calls.
+    const lookup = meanPhase(lookupPhases);
+    const noop = meanPhase(noopPhases);
+    const lookupOne = meanPhase(lookupSerial);
+    const noopOne = meanPhase(noopSerial);
     return {
       lookup,
       noop,
-      lookupSerial: medianPhase(lookupSerial),
-      noopSerial: medianPhase(noopSerial),
-      cpuRatio: cpuOf(lookupPhases) / cpuOf(noopPhases),
+      lookupSerial: lookupOne,
+      noopSerial: noopOne,
+      cpuRatio: lookup.serverCpuUsPerCall / noop.serverCpuUsPerCall,
       p50Ratio: lookup.p50Us / noop.p50Us,
-      serialCpuRatio: cpuOf(lookupSerial) / cpuOf(noopSerial),
+      serialCpuRatio: lookupOne.serverCpuUsPerCall / noopOne.serverCpuUsPerCall,
+      extraCpuUsPerCall: lookup.serverCpuUsPerCall - noop.serverCpuUsPerCall,
+      indexUsPerLookup: (indexSeconds / indexLookups) * 1e6,
     };
   } finally {
     client.close();

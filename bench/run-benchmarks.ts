@@ -237,11 +237,19 @@ One call in flight (the latency one gateway request sees):
 and **${fmt(grpc.serialCpuRatio)}x** with one (${fmt(grpc.serialCpuRatioRange[0])}x to ${fmt(grpc.serialCpuRatioRange[1])}x); the target is judged on both, as the
 issue names no concurrency. p50 latency: ${fmt(grpc.p50Ratio)}x.
 
+Where the difference goes, with ${grpc.concurrency} calls in flight (medians over servers): a lookup
+costs ${fmt(grpc.extraCpuUsPerCall)} µs of server CPU more than the no-op, and the index's own lookup took
+${fmt(grpc.indexUsPerLookup)} µs of it (the sidecar's lookup latency histogram, read from \`/metrics\` around
+the loaded lookup phases). The rest is decoding the request, the service, encoding the answer,
+and whatever more the gRPC stack's own work for the call costs the server than the no-op's does.
+
 Method: ${grpc.servers} servers, one after another, each loaded with the trace's ${fmt(grpc.replicas)}-replica
 fleet; on each, ${grpc.roundsPerServer} rounds of a LookupRoute phase and a no-op phase (which goes first
 alternates) of ${fmt(grpc.callsPerPhase)} calls at ${grpc.concurrency} in flight, then ${fmt(grpc.serialCallsPerPhase)} at one. A server's ratio
-is its lookup phases' CPU over its no-op phases'; the figure is the median over servers, and the
-tables give medians too. Server CPU (all its threads, from \`/proc/<pid>/task/*/schedstat\`, in
+is its lookup phases' CPU over its no-op phases'; the figure is the median over servers. The
+tables give, for each figure, the median over servers of each server's mean over its phases; the
+lookup's extra CPU above is the median of each server's own difference, so it need not equal the
+difference of the two medians in the table. Server CPU (all its threads, from \`/proc/<pid>/task/*/schedstat\`, in
 nanoseconds) is read around each phase. On this host a server's ratio holds steady from phase to
 phase but moves from one server process to the next (by a tenth or more: the range above), so a
 single server's figure decides nothing. Absolute figures move with the machine's load; the
