@@ -8,7 +8,7 @@ import {
 } from "../gen/inferencecache/v1/cache_index_pb.js";
 import { H2UnaryClient } from "./h2-unary-client.js";
 import { blockHash, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from "./mooncake-trace.js";
-import { median, quantile, rangeOf } from "./stats.js";
+import { mean, median, quantile, rangeOf } from "./stats.js";
 
 /** One measured phase: calls of one method at a fixed concurrency. */
 export interface PhaseResult {
@@ -202,25 +202,16 @@ async function phase(
   };
 }
 
-/** The mean of each figure: one server's phases of one kind. */
-function meanPhase(phases: readonly PhaseResult[]): PhaseResult {
-  const mean = (figure: (p: PhaseResult) => number) =>
-    phases.reduce((sum, p) => sum + figure(p), 0) / phases.length;
+/** Each figure of `phases` summarised by `summary`: their mean or their median, say. */
+function summarisePhases(
+  phases: readonly PhaseResult[],
+  summary: (values: readonly number[]) => number,
+): PhaseResult {
   return {
-    callsPerSecond: mean((p) => p.callsPerSecond),
-    p50Us: mean((p) => p.p50Us),
-    p99Us: mean((p) => p.p99Us),
-    serverCpuUsPerCall: mean((p) => p.serverCpuUsPerCall),
-  };
-}
-
-/** The median of each figure: the servers' figures. */
-function medianPhase(phases: readonly PhaseResult[]): PhaseResult {
-  return {
-    callsPerSecond: median(phases.map((p) => p.callsPerSecond)),
-    p50Us: median(phases.map((p) => p.p50Us)),
-    p99Us: median(phases.map((p) => p.p99Us)),
-    serverCpuUsPerCall: median(phases.map((p) => p.serverCpuUsPerCall)),
+    callsPerSecond: summary(phases.map((p) => p.callsPerSecond)),
+    p50Us: summary(phases.map((p) => p.p50Us)),
+    p99Us: summary(phases.map((p) => p.p99Us)),
+    serverCpuUsPerCall: summary(phases.map((p) => p.serverCpuUsPerCall)),
   };
 }
 
@@ -240,7 +231,8 @@ export async function runGrpcBenchmark(options: GrpcBenchOptions): Promise<GrpcR
   for (let server = 0; server < options.servers; server++) {
     results.push(await benchmarkOneServer(options));
   }
-  const pick = (figure: (r: ServerResult) => PhaseResult) => medianPhase(results.map(figure));
+  const pick = (figure: (r: ServerResult) => PhaseResult) =>
+    summarisePhases(results.map(figure), median);
   const ratios = results.map((r) => r.cpuRatio);
   const serialRatios = results.map((r) => r.serialCpuRatio);
   return {
@@ -329,33 +321,24 @@ async function benchmarkOneServer(options: GrpcBenchOptions): Promise<ServerResu
     for (let round = 0; round < options.roundsPerServer; round++) {
       // Which method goes first alternates, so that neither always runs on the other's heels.
       const noopFirst = round % 2 === 0;
-      const pair = async (
-        runLookup: () => Promise<PhaseResult>,
-        runNoop: () => Promise<PhaseResult>,
-      ) => {
-        if (noopFirst) return { noop: await runNoop(), lookup: await runLookup() };
-        const lookup = await runLookup();
-        return { noop: await runNoop(), lookup };
+      const pair = async (run: (call: (i: number) => Promise<unknown>) => Promise<PhaseResult>) => {
+        if (noopFirst) return { noop: await run(callNoop), lookup: await run(callLookup) };
+        const lookup = await run(callLookup);
+        return { noop: await run(callNoop), lookup };
       };
-      const loaded = await pair(
-        () => loadedPhase(callLookup),
-        () => loadedPhase(callNoop),
-      );
+      const loaded = await pair(loadedPhase);
       noopPhases.push(loaded.noop);
       lookupPhases.push(loaded.lookup);
-      const single = await pair(
-        () => phase(pid, serial, 1, callLookup),
-        () => phase(pid, serial, 1, callNoop),
-      );
+      const single = await pair((call) => phase(pid, serial, 1, call));
       noopSerial.push(single.noop);
       lookupSerial.push(single.lookup);
     }
     // A server's figures are the means over its phases. Its phases of one concurrency have the
     // same number of calls, so the mean CPU per call is their CPU over all their calls.
-    const lookup = meanPhase(lookupPhases);
-    const noop = meanPhase(noopPhases);
-    const lookupOne = meanPhase(lookupSerial);
-    const noopOne = meanPhase(noopSerial);
+    const lookup = summarisePhases(lookupPhases, mean);
+    const noop = summarisePhases(noopPhases, mean);
+    const lookupOne = summarisePhases(lookupSerial, mean);
+    const noopOne = summarisePhases(noopSerial, mean);
     return {
       lookup,
       noop,

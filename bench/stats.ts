@@ -6,6 +6,11 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[rank] as number;
 }
 
+/** The mean of `values`; NaN when there are none. */
+export function mean(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
 /** The median of `values`. */
 export function median(values: readonly number[]): number {
   return quantile(values, 0.5);
