@@ -943,7 +943,8 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   /**
    * Adds a chain announced by parent (see ChainStoredEvent); returns how many blocks were added.
-   * Counts come from the parent's: block i covers the parent's tokens plus (i + 1) x blockSize.
+   * Counts come from the parent's: block i covers the parent's tokens plus (i + 1) x blockSize;
+   * a copy (`knownBlocksOnly`) keeps the counts its blocks have.
    */
   #addChain(
     replica: ReplicaRecord,
@@ -968,7 +969,10 @@ class CompactCacheIndex implements CompactIndexEngine {
       const parent = blockOf(event.parentHash);
       base = parent === NIL ? 0 : this.#blocks.tokensOf(parent) & TOKEN_MASK;
     }
-    const counted = event.blockSize > 0 && (event.parentHash === undefined || base > 0);
+    // A copy's blocks are known, so their counts are too: an offload names no parent even when it
+    // copies the middle of a sequence, and counting it from the root would overwrite them.
+    const counted =
+      !event.knownBlocksOnly && event.blockSize > 0 && (event.parentHash === undefined || base > 0);
     const prefixes: PrefixEntry[] = [];
     event.prefixHashes.forEach((prefixHash, i) => {
       if (

@@ -145,7 +145,8 @@ export interface ChainStoredEvent {
   /**
    * A copy to another tier of blocks the engine already announced (an offload carries no tokens):
    * only blocks the index already knows under the scheme are added; the rest are dropped and
-   * counted as `unknown-block`.
+   * counted as `unknown-block`. Their token counts stay as they are: `blockSize` and `parentHash`
+   * are not used to count them (an offload of a sequence's later blocks names no parent).
    */
   readonly knownBlocksOnly: boolean;
   readonly stats?: ReplicaStats | undefined;

@@ -799,6 +799,22 @@ export function describeCacheIndexContract(
         expect(hint).toMatchObject({ matchedBlocks: 2, matchedTokens: 32, tier: "cpu" });
       });
 
+      it("keeps the counts the blocks have when an offload copy names a block size", () => {
+        // An offload copies blocks from the middle of a sequence but names no parent: counting
+        // from the root would give block 5 of a chain the count of block 1.
+        index.publish(batch([stored(undefined, 1, 6)]));
+        index.publish(batch([stored(undefined, 1, 4)], { replicaId: "pod-b" }));
+        const outcome = index.publish(
+          batch([stored(undefined, 5, 2, { tier: "cpu", knownBlocksOnly: true })]),
+        );
+        expect(outcome.addedPrefixes).toBe(2);
+        const hints = index.lookup(query({ prefixHashes: chainOf(1, 6) })).hints;
+        expect(hints.map((h) => [h.replicaId, h.matchedBlocks, h.matchedTokens])).toEqual([
+          ["pod-a", 6, 96],
+          ["pod-b", 4, 64],
+        ]);
+      });
+
       it("ignores and counts a chain without a scheme", () => {
         const outcome = index.publish(batch([stored(undefined, 1, 2)], { hashScheme: "" }));
         expect(outcome).toMatchObject({ applied: 0, ignored: 1 });

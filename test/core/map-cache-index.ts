@@ -548,7 +548,8 @@ class MapCacheIndex implements CacheIndex {
     if (event.parentHash !== undefined) {
       base = prefixHashProblem(event.parentHash) === undefined ? blockTokens(event.parentHash) : 0;
     }
-    const known = event.blockSize > 0 && (event.parentHash === undefined || base > 0);
+    const known =
+      !event.knownBlocksOnly && event.blockSize > 0 && (event.parentHash === undefined || base > 0);
     const prefixes: PrefixEntry[] = [];
     event.prefixHashes.forEach((prefixHash, i) => {
       if (

@@ -110,6 +110,18 @@ describe("createIndexKvEventSink()", () => {
     expect(hints()).toEqual([]);
   });
 
+  it("leaves the token counts of offloaded blocks as stored, ranking the longer match first", () => {
+    // vLLM announces an offload of a sequence's later blocks with no parent and no token ids.
+    const offload = stored(5, 2, { medium: "CPU", tokenCount: 0, parentBlockHash: undefined });
+    sink.apply(SOURCE, batchOf([stored(1, 6)]));
+    sink.apply({ ...SOURCE, name: "pod-8", replicaId: "pod-8" }, batchOf([stored(1, 4)]));
+    sink.apply(SOURCE, batchOf([offload]));
+    expect(hints(6).map((h) => [h.replicaId, h.matchedBlocks, h.matchedTokens])).toEqual([
+      ["pod-7", 6, 96],
+      ["pod-8", 4, 64],
+    ]);
+  });
+
   it("adds an offload copy only for blocks it knows", () => {
     sink.apply(SOURCE, batchOf([stored(1, 2, { medium: "CPU", tokenCount: 0 })]));
     expect(hints()).toEqual([]);
