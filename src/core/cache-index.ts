@@ -55,7 +55,8 @@ export interface CacheIndex {
    * Marks a replica whose holdings are vouched for by a live event stream: until `until` (index
    * clock), its entries do not expire, and a sweep confirms again (as of the sweep) those that reach
    * the TTL. Once `until` has passed, the TTL applies from each entry's last confirmation. A later
-   * call replaces the deadline. Unknown replicas are ignored. Cost: O(1).
+   * call replaces the deadline. It covers every entry of the replica under its (tenant, model),
+   * in every scheme, whichever call wrote it. Unknown replicas are ignored. Cost: O(1).
    */
   keepAlive(replica: ReplicaRef, until: number): void;
 

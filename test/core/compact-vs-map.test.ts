@@ -156,7 +156,7 @@ function apply(
             type: "chain-stored",
             parentHash: o.start === 0 ? undefined : hashOf(LINE + o.start - 1),
             prefixHashes: Array.from({ length: o.length }, (_, i) => hashOf(LINE + o.start + i)),
-            blockSize: o.knownBlocksOnly ? 0 : 16,
+            blockSize: 16,
             tier: o.tier,
             knownBlocksOnly: o.knownBlocksOnly,
           },
