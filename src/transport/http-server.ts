@@ -10,6 +10,7 @@ import {
   type UnexpectedErrorHandler,
 } from "./public-error.js";
 import type { UnaryServiceImpl } from "./unary-service.js";
+import { answerUnparsableRequests } from "./unparsable-requests.js";
 
 /** Options for `createHttpServer()`. */
 export interface HttpServerOptions<S extends GenService<GenServiceMethods>> {
@@ -75,7 +76,14 @@ export function createHttpServer<S extends GenService<GenServiceMethods>>(
   const handler = connectNodeAdapter({
     // UnaryServiceImpl<S> is a subtype of connect's ServiceImpl<S> (synchronous unary methods that
     // take no context) that TypeScript cannot prove for a generic S.
-    routes: (router) => router.service(options.service, options.impl as unknown as ServiceImpl<S>),
+    routes: (router) => {
+      router.service(options.service, options.impl as unknown as ServiceImpl<S>);
+      // connectNodeAdapter reads router.handlers once routes() returns: wrapping them here is
+      // how a body that does not parse gets the gRPC port's invalid_argument, not internal.
+      router.handlers.forEach((handler, i) => {
+        router.handlers[i] = answerUnparsableRequests(handler);
+      });
+    },
     grpc: false,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,

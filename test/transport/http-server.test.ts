@@ -117,6 +117,24 @@ describe("createHttpServer()", () => {
       expect(((await response.json()) as { code: string }).code).toBe("resource_exhausted");
     });
 
+    it("answers invalid_argument (HTTP 400) to binary bytes that are not a valid request", async () => {
+      const baseUrl = await startServer();
+      // A tenant field that runs past the end, and a tenant that is not UTF-8.
+      for (const body of [Uint8Array.of(0x0a, 0x05, 0x61), Uint8Array.of(0x0a, 0x02, 0xff, 0xfe)]) {
+        const response = await fetch(`${baseUrl}${lookupRoutePath}`, {
+          method: "POST",
+          headers: { "content-type": "application/proto" },
+          body,
+        });
+        expect(response.status).toBe(400);
+        expect(await response.json()).toEqual({
+          code: "invalid_argument",
+          message: "request is not a valid inferencecache.v1.LookupRouteRequest",
+        });
+      }
+      expect(recorder.errors).toEqual([]);
+    });
+
     it("answers invalid_argument to a body that is not valid JSON for the request", async () => {
       const baseUrl = await startServer();
       const response = await postJson(baseUrl, lookupRoutePath, '{"tenant": 7}');
@@ -126,6 +144,24 @@ describe("createHttpServer()", () => {
   });
 
   describe("gRPC-web", () => {
+    it("answers grpc-status 3 (invalid argument) to bytes that are not a valid request", async () => {
+      const baseUrl = await startServer();
+      const message = Uint8Array.of(0x0a, 0x05, 0x61);
+      const response = await fetch(`${baseUrl}${lookupRoutePath}`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: Uint8Array.of(0, 0, 0, 0, message.length, ...message),
+      });
+      const body = new Uint8Array(await response.arrayBuffer());
+      // Only the trailer frame: flag 0x80, a 4-byte length, then the trailer's lines.
+      expect(body[0]).toBe(0x80);
+      const trailer = new TextDecoder().decode(body.subarray(5));
+      expect(trailer).toContain("grpc-status: 3\r\n");
+      expect(trailer).toContain(
+        `grpc-message: ${encodeURIComponent("request is not a valid inferencecache.v1.LookupRouteRequest")}\r\n`,
+      );
+    });
+
     it("answers a gRPC-web client, errors included", async () => {
       const baseUrl = await startServer();
       const client = createClient(
