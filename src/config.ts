@@ -27,7 +27,7 @@ import {
 } from "./core/cache-index-options.js";
 import { DEFAULT_LIVENESS_WINDOW_MS } from "./kv-stream/kv-event-stream.js";
 import { DEFAULT_SWEEP_INTERVAL_MS } from "./sweeper.js";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "./transport/public-error.js";
+import { DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES } from "./transport/public-error.js";
 
 export {
   type Address,
@@ -181,8 +181,8 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     flag: "--max-message-bytes",
     env: "INFERENCECACHE_MAX_MESSAGE_BYTES",
     placeholder: "<bytes>",
-    description: "The largest message either server accepts (at least 1024).",
-    kind: integerAtLeast(1024),
+    description: `The largest message either server accepts, from 1024 to ${MAX_MESSAGE_BYTES}.`,
+    kind: integerAtLeast(1024, `an integer from 1024 to ${MAX_MESSAGE_BYTES}`, MAX_MESSAGE_BYTES),
   },
   shutdownDelaySeconds: {
     flag: "--shutdown-delay-seconds",

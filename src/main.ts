@@ -94,6 +94,12 @@ async function main(): Promise<void> {
       return;
     }
     reloader.watch();
+  } else {
+    // Node's default for SIGHUP ends the process without draining; a reload signal sent to every
+    // sidecar in a fleet must not take down the ones that have nothing to reload.
+    process.on("SIGHUP", () =>
+      logger.info({ trigger: "SIGHUP" }, "no --kv-events-config to re-read; nothing reloaded"),
+    );
   }
 
   // Widened on purpose: signal handlers change it while start-up awaits.

@@ -312,13 +312,19 @@ describe("parseConfig()", () => {
       "a max message size below 1024",
       ["--max-message-bytes=1023"],
       {},
-      'invalid value for --max-message-bytes: "1023" (expected an integer of at least 1024)',
+      'invalid value for --max-message-bytes: "1023" (expected an integer from 1024 to 2147483647)',
+    ],
+    [
+      "a max message size over 2 GiB, which neither server can take",
+      ["--max-message-bytes=4294967296"],
+      {},
+      'invalid value for --max-message-bytes: "4294967296" (expected an integer from 1024 to 2147483647)',
     ],
     [
       "a max message size with a unit",
       [],
       { INFERENCECACHE_MAX_MESSAGE_BYTES: "4MiB" },
-      'invalid value for INFERENCECACHE_MAX_MESSAGE_BYTES: "4MiB" (expected an integer of at least 1024)',
+      'invalid value for INFERENCECACHE_MAX_MESSAGE_BYTES: "4MiB" (expected an integer from 1024 to 2147483647)',
     ],
     [
       "a negative shutdown grace",

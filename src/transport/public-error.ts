@@ -12,6 +12,11 @@ export function ignoreUnexpectedError(): void {}
 
 /** The default largest message either server receives or sends: 4 MiB, as gRPC's own default. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest `maxMessageBytes` either server takes: protobuf's own limit on a message, 2 GiB - 1
+ * (connect-node refuses a limit over 2^32 - 1 when it starts).
+ */
+export const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
 
 /**
  * What a client is told when a handler fails unexpectedly. Deliberately generic: the thrown error's

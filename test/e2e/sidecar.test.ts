@@ -230,6 +230,28 @@ describe("the sidecar's lifecycle", () => {
     }
   });
 
+  it("logs and keeps serving on SIGHUP when it has no sources file to re-read", async () => {
+    const sidecar = await startSidecar();
+    const client = createGrpcClient(CacheIndexService, sidecar.grpcAddress);
+    try {
+      await client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 1) });
+      sidecar.child.kill("SIGHUP");
+      await vi.waitFor(
+        () =>
+          expect(sidecar.logs).toContainEqual(
+            expect.objectContaining({ level: "info", trigger: "SIGHUP" }),
+          ),
+        { timeout: 2_000, interval: 20 },
+      );
+      const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) });
+      expect(answer.hints.map((h) => h.replicaId)).toEqual(["pod-a"]);
+      expect(sidecar.child.exitCode).toBeNull();
+    } finally {
+      client.close();
+    }
+    expect(await sidecar.stop("SIGTERM")).toBe(0);
+  });
+
   it("exits 0 on SIGINT too", async () => {
     const sidecar = await startSidecar();
     expect(await sidecar.stop("SIGINT")).toBe(0);
