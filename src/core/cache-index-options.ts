@@ -24,7 +24,7 @@ export interface CacheIndexOptions {
    */
   maxChainLength?: number;
   /**
-   * Hints returned when a lookup asks for 0.
+   * Hints returned when a lookup asks for 0; clamped to `maxHintsLimit`.
    * @default 4
    */
   defaultMaxHints?: number;
@@ -121,24 +121,24 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
       );
     }
   }
+  const maxHintsLimit = positive(
+    "maxHintsLimit",
+    options.maxHintsLimit,
+    DEFAULT_MAX_HINTS_LIMIT,
+    true,
+  );
   return {
     options: {
       clock: options.clock,
       ttlMs,
       maxEntries: positive("maxEntries", options.maxEntries, DEFAULT_MAX_ENTRIES, true),
       maxChainLength,
-      defaultMaxHints: positive(
-        "defaultMaxHints",
-        options.defaultMaxHints,
-        DEFAULT_MAX_HINTS,
-        true,
+      // The limit bounds every answer, the default's too.
+      defaultMaxHints: Math.min(
+        positive("defaultMaxHints", options.defaultMaxHints, DEFAULT_MAX_HINTS, true),
+        maxHintsLimit,
       ),
-      maxHintsLimit: positive(
-        "maxHintsLimit",
-        options.maxHintsLimit,
-        DEFAULT_MAX_HINTS_LIMIT,
-        true,
-      ),
+      maxHintsLimit,
       tierWeights,
     },
     warnings,

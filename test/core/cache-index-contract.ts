@@ -488,6 +488,12 @@ export function describeCacheIndexContract(
         expect(ids(index, { maxHints: 4_294_967_295 })).toEqual(["a", "b"]);
       });
 
+      it("clamps the default hint count to the limit too", () => {
+        index = factory({ clock, ttlMs: TTL, defaultMaxHints: 3, maxHintsLimit: 2 });
+        for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name }));
+        expect(ids(index)).toEqual(["a", "b"]);
+      });
+
       it("evaluates the head of a chain longer than the maximum and flags it", () => {
         index = factory({ clock, ttlMs: TTL, maxChainLength: 2 });
         index.report(report());
