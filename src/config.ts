@@ -20,6 +20,7 @@ import {
   DEFAULT_MAX_CHAIN_LENGTH,
   DEFAULT_MAX_ENTRIES,
   DEFAULT_MAX_HINTS,
+  DEFAULT_MAX_HINTS_LIMIT,
   DEFAULT_TIER_WEIGHTS,
   DEFAULT_TTL_MS,
   MAX_CHAIN_LENGTH,
@@ -174,7 +175,7 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     flag: "--default-max-hints",
     env: "INFERENCECACHE_DEFAULT_MAX_HINTS",
     placeholder: "<n>",
-    description: "Hints returned when a lookup's max_hints is 0.",
+    description: `Hints returned when a lookup's max_hints is 0; at most ${DEFAULT_MAX_HINTS_LIMIT}, the limit on any answer.`,
     kind: positiveInteger,
   },
   maxMessageBytes: {
