@@ -19,7 +19,7 @@ import {
   tokenCountOf,
 } from "./request-validation.js";
 import { checkRouteQuery, copyStats, noHint } from "./route-query-check.js";
-import { ALL_TIERS, TierWeights, tierBit } from "./tier-weights.js";
+import { ALL_TIERS, TIER_COUNT, TierWeights, tierBit } from "./tier-weights.js";
 import {
   type CacheReport,
   type ChainStoredEvent,
@@ -30,6 +30,7 @@ import {
   emptyEvictionCounts,
   type HashScheme,
   type IndexSize,
+  MAX_SCHEMES_PER_REPLICA,
   type ModelId,
   type PrefixEntry,
   type PublishOutcome,
@@ -100,6 +101,8 @@ interface HolderGroup {
 export interface CompactIndexEngine extends CacheIndex {
   /** Bytes of every typed array the index holds; the JS objects (replicas, scopes) are not counted. */
   readonly arrayBytes: number;
+  /** Holder slots that clears naming a tier have examined since the index was made: their cost. */
+  readonly tierClearVisits: number;
   /**
    * What is inconsistent in the index's bookkeeping, as sentences; empty when nothing is. Answers
    * can stay right while it drifts (a stale count only changes which path a membership test
@@ -237,6 +240,17 @@ class CompactCacheIndex implements CompactIndexEngine {
   #keys = new Uint32Array(128);
   /** What a lookup read ahead of its walks, kept so that the reads are not optimised away. */
   #touched = 0;
+  /**
+   * A batch's record for its clears that name a tier (see #clearTiers): once it has cleared any
+   * tier, every holder it gives a tier is logged, and a tier cleared again needs only the holders
+   * logged since. Emptied when a batch starts; written to only during one (`#logging`).
+   */
+  #tierLog = new Uint32Array(64);
+  #tierLogLength = 0;
+  #logging = false;
+  /** Per tier: where in #tierLog the batch last cleared it from, or -1 when it has not yet. */
+  readonly #clearedFrom = new Int32Array(TIER_COUNT);
+  #tierClearVisits = 0;
 
   constructor(options: ResolvedCacheIndexOptions, tuning: CompactIndexTuning) {
     this.#options = options;
@@ -276,9 +290,14 @@ class CompactCacheIndex implements CompactIndexEngine {
   }
 
   publish(batch: EventBatch): PublishOutcome {
-    const outcome = this.#publish(batch);
-    this.#releaseEmptied();
-    return outcome;
+    this.#tierLogLength = 0;
+    this.#clearedFrom.fill(-1);
+    try {
+      return this.#publish(batch);
+    } finally {
+      this.#logging = false;
+      this.#releaseEmptied();
+    }
   }
 
   #publish(batch: EventBatch): PublishOutcome {
@@ -332,10 +351,10 @@ class CompactCacheIndex implements CompactIndexEngine {
           );
           break;
         case "all-cleared":
-          evicted.cleared += this.#clear(
-            replica,
-            event.tier === undefined ? ALL_TIERS : tierBit(event.tier),
-          );
+          evicted.cleared +=
+            event.tier === undefined
+              ? this.#clear(replica)
+              : this.#clearTiers(replica, tierBit(event.tier));
           break;
         case "replica-updated":
           break;
@@ -605,6 +624,10 @@ class CompactCacheIndex implements CompactIndexEngine {
     return this.#touched;
   }
 
+  get tierClearVisits(): number {
+    return this.#tierClearVisits;
+  }
+
   get arrayBytes(): number {
     return this.#blocks.byteLength + this.#slab.byteLength + this.#holders.byteLength;
   }
@@ -783,6 +806,13 @@ class CompactCacheIndex implements CompactIndexEngine {
       dropped["hash-scheme-missing"] += prefixes.length;
       return 0;
     }
+    const known = replica.groups.get(schemeName);
+    if ((known === undefined || known.count === 0) && !this.#roomForScheme(replica)) {
+      for (const prefix of prefixes) {
+        dropped[prefixHashProblem(prefix.prefixHash) ?? "too-many-hash-schemes"]++;
+      }
+      return 0;
+    }
     const blocks = this.#blocks;
     let accepted = 0;
     const keys = this.#fingerprints(prefixes);
@@ -811,6 +841,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         if (known !== NIL) {
           this.#setTokens(block, tokens);
           this.#confirm(known, tick, (this.#holders.get(known, CONFIRMED) >>> TIER_SHIFT) | tier);
+          if (this.#logging) this.#logTiered(known);
           this.#moveToNewest(known);
           this.#moveToBlockFront(known, block, this.#walkedPrev);
           continue;
@@ -859,6 +890,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       this.#holderSlots = capacity;
     }
     this.#confirm(holder, tick, tier);
+    if (this.#logging) this.#logTiered(holder);
     this.#appendNewest(holder);
     const hot = this.#isHot(block);
     this.#pushBlockFront(holder, block, hot);
@@ -911,22 +943,77 @@ class CompactCacheIndex implements CompactIndexEngine {
     return removed;
   }
 
-  /** Removes `tiers` from everything `replica` holds. Cost: O(its holdings). */
-  #clear(replica: ReplicaRecord, tiers: number): number {
+  /**
+   * Removes everything `replica` holds, during a batch (see #clearTiers): what it holds after is
+   * what the batch adds after. Cost: O(its holdings).
+   */
+  #clear(replica: ReplicaRecord): number {
     let removed = 0;
     for (const group of replica.groups.values()) {
-      if (tiers === ALL_TIERS) {
-        for (let slot = this.#slab.anySlot(group.id); slot !== NIL; ) {
-          this.#removeHolder(slot);
-          removed++;
-          slot = this.#slab.anySlot(group.id);
-        }
-      } else {
-        for (const slot of this.#slab.slotsOf(group.id))
-          if (this.#dropTiers(slot, tiers)) removed++;
+      for (let slot = this.#slab.anySlot(group.id); slot !== NIL; ) {
+        this.#removeHolder(slot);
+        removed++;
+        slot = this.#slab.anySlot(group.id);
       }
     }
+    this.#markCleared(ALL_TIERS);
     return removed;
+  }
+
+  /**
+   * Takes `tiers` off everything `replica` holds, during a batch. The first time the batch clears
+   * one of them this is O(the replica's holdings); after that nothing holds the tier but what the
+   * batch has given it since (the log), so a batch of many clears costs O(holdings + what it
+   * writes), not O(holdings) per clear.
+   */
+  #clearTiers(replica: ReplicaRecord, tiers: number): number {
+    let from = this.#tierLogLength;
+    for (let tier = 0; tier < TIER_COUNT; tier++) {
+      if ((tiers & (1 << tier)) === 0) continue;
+      const cleared = this.#clearedFrom[tier] as number;
+      if (cleared < 0) from = -1;
+      else if (from >= 0 && cleared < from) from = cleared;
+    }
+    let removed = 0;
+    if (from < 0) {
+      for (const group of replica.groups.values()) {
+        const slots = this.#slab.slotsOf(group.id);
+        this.#tierClearVisits += slots.length;
+        for (const slot of slots) if (this.#dropTiers(slot, tiers)) removed++;
+      }
+    } else {
+      const log = this.#tierLog;
+      const end = this.#tierLogLength;
+      this.#tierClearVisits += end - from;
+      for (let i = from; i < end; i++) {
+        const slot = log[i] as number;
+        // Logged holders removed since (or their slots reused by another of its holders, which
+        // the log names again) are skipped; only this replica writes during its batch.
+        if (this.#holders.get(slot, BLOCK) === NIL) continue;
+        const group = this.#groups[this.#slab.owner(slot)] as HolderGroup;
+        if (group.replica === replica && this.#dropTiers(slot, tiers)) removed++;
+      }
+    }
+    this.#markCleared(tiers);
+    return removed;
+  }
+
+  /** Notes that the batch has just cleared `tiers`, and starts logging what it writes after. */
+  #markCleared(tiers: number): void {
+    for (let tier = 0; tier < TIER_COUNT; tier++) {
+      if ((tiers & (1 << tier)) !== 0) this.#clearedFrom[tier] = this.#tierLogLength;
+    }
+    this.#logging = true;
+  }
+
+  /** Logs a holder the batch gave a tier, once it has cleared one (see #clearTiers). */
+  #logTiered(holder: number): void {
+    if (this.#tierLogLength === this.#tierLog.length) {
+      const grown = new Uint32Array(this.#tierLog.length * 2);
+      grown.set(this.#tierLog);
+      this.#tierLog = grown;
+    }
+    this.#tierLog[this.#tierLogLength++] = holder;
   }
 
   /** Takes `tiers` off a holder, removing it when no tier is left; says whether it was removed. */
@@ -1097,6 +1184,17 @@ class CompactCacheIndex implements CompactIndexEngine {
     if (tokens === 0) return;
     const hot = this.#blocks.tokensOf(block) & HOT_BIT;
     this.#blocks.setTokens(block, (tokens | hot) >>> 0);
+  }
+
+  /**
+   * Whether `replica` may hold entries under one more scheme: it holds some under fewer than
+   * MAX_SCHEMES_PER_REPLICA. Groups emptied earlier in the write are released first, so that a
+   * batch cannot pile up empty ones. Runs between a write's steps, when no group is held.
+   */
+  #roomForScheme(replica: ReplicaRecord): boolean {
+    if (replica.groups.size < MAX_SCHEMES_PER_REPLICA) return true;
+    this.#releaseEmptied();
+    return replica.groups.size < MAX_SCHEMES_PER_REPLICA;
   }
 
   /** Finds or creates the replica's group for `schemeName` (and the scheme's scope). */

@@ -5,6 +5,8 @@ export type TierMask = number;
 
 /** Every tier's bit set. */
 export const ALL_TIERS: TierMask = (1 << STORAGE_TIERS.length) - 1;
+/** How many tiers there are: bits of a TierMask. */
+export const TIER_COUNT = STORAGE_TIERS.length;
 
 /** The bit of one tier. */
 export function tierBit(tier: StorageTier): TierMask {

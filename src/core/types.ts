@@ -21,6 +21,13 @@ export type PrefixHash = Uint8Array;
 export const MAX_PREFIX_HASH_BYTES = 64;
 /** The longest tenant, model, replica id or scheme label accepted, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 256;
+/**
+ * The most hash schemes one replica (under one tenant and model) holds entries under at a time. A
+ * replica hashes with one scheme, or two while it changes; the bound keeps what an eviction naming
+ * no scheme costs (a probe per scheme per prefix) and the state per replica small. Prefixes written
+ * under a further scheme are dropped as `too-many-hash-schemes` until one of the 8 holds nothing.
+ */
+export const MAX_SCHEMES_PER_REPLICA = 8;
 
 /**
  * Where a replica keeps a block: engines offload KV blocks from GPU memory to CPU memory or disk,
@@ -55,7 +62,8 @@ export type DropReason =
   | "prefix-hash-empty"
   | "prefix-hash-too-long"
   | "unknown-event-type"
-  | "unknown-block";
+  | "unknown-block"
+  | "too-many-hash-schemes";
 
 /** Every drop reason, in the order they are reported. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -64,6 +72,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "prefix-hash-too-long",
   "unknown-event-type",
   "unknown-block",
+  "too-many-hash-schemes",
 ];
 
 /** Items dropped, by reason. */
@@ -286,6 +295,7 @@ export function emptyDropCounts(): DropCounts {
     "prefix-hash-too-long": 0,
     "unknown-event-type": 0,
     "unknown-block": 0,
+    "too-many-hash-schemes": 0,
   };
 }
 

@@ -260,6 +260,7 @@ class PrometheusIndexMetrics implements IndexMetrics {
       "prefix-hash-too-long": zeroed(dropped.labels("prefix_hash_too_long")),
       "unknown-event-type": zeroed(dropped.labels("unknown_event_type")),
       "unknown-block": zeroed(dropped.labels("unknown_block")),
+      "too-many-hash-schemes": zeroed(dropped.labels("too_many_hash_schemes")),
     };
 
     const evictions = new Counter({

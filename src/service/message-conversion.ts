@@ -42,6 +42,7 @@ const DROP_REASON_TO_PROTO: Record<CoreDropReason, DropReason> = {
   "prefix-hash-too-long": DropReason.PREFIX_HASH_TOO_LONG,
   "unknown-event-type": DropReason.UNKNOWN_EVENT_TYPE,
   "unknown-block": DropReason.UNKNOWN_BLOCK,
+  "too-many-hash-schemes": DropReason.TOO_MANY_HASH_SCHEMES,
 };
 
 const TIER_TO_PROTO: Record<CoreStorageTier, StorageTier> = {

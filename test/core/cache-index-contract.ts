@@ -205,6 +205,34 @@ export function describeCacheIndexContract(
         expect(ids(index, { prefixHashes: [hashOf(1)] })).toEqual(["pod-a"]);
       });
 
+      it("takes a replica's writes under at most 8 schemes, counting the rest as dropped", () => {
+        for (let s = 0; s < 8; s++) index.report(report({ hashScheme: `s${s}` }));
+        const outcome = index.report(report({ hashScheme: "s8", stats: stats(2) }));
+        expect(outcome.accepted).toBe(0);
+        expect(outcome.dropped["too-many-hash-schemes"]).toBe(4);
+        expect(index.lookup(query({ hashScheme: "s8" })).hints).toEqual([]);
+        expect(index.lookup(query({ hashScheme: "s7" })).hints[0]?.stats).toEqual(stats(2));
+        // Another replica has schemes of its own, and the same one takes more writes under its 8.
+        expect(index.report(report({ replicaId: "pod-b", hashScheme: "s8" })).accepted).toBe(4);
+        expect(
+          index.report(report({ hashScheme: "s0", prefixes: entries(chainOf(9, 1)) })),
+        ).toMatchObject({
+          accepted: 1,
+        });
+        const added = index.publish(
+          batch([{ type: "prefix-added", prefixes: entries(chainOf(1, 2)) }], { hashScheme: "s9" }),
+        );
+        expect(added.dropped["too-many-hash-schemes"]).toBe(2);
+        // A scheme it no longer holds anything under makes room for another.
+        index.publish(
+          batch([{ type: "prefix-evicted", prefixes: entries(chainOf(1, 4)) }], {
+            hashScheme: "s3",
+          }),
+        );
+        expect(index.report(report({ hashScheme: "s8" })).accepted).toBe(4);
+        expect(ids(index, { hashScheme: "s8" }).sort()).toEqual(["pod-a", "pod-b"]);
+      });
+
       it.each([
         ["tenant", { tenant: "" }],
         ["model", { model: "" }],
@@ -739,6 +767,40 @@ export function describeCacheIndexContract(
         expect(outcome.evicted.cleared).toBe(2);
         expect(index.lookup(query()).hints[0]).toMatchObject({ matchedBlocks: 2, tier: "cpu" });
         index.publish(batch([{ type: "all-cleared" }]));
+        expect(index.size().entries).toBe(0);
+      });
+
+      it("applies a batch's tier clears and additions in order, each clear to what is there then", () => {
+        const outcome = index.publish(
+          batch([
+            added("gpu"),
+            added("cpu", entries(chainOf(1, 2))),
+            { type: "all-cleared", tier: "cpu" },
+            added("cpu", entries(chainOf(1, 3))),
+            { type: "all-cleared", tier: "gpu" },
+            { type: "all-cleared", tier: "gpu" },
+            added("disk", entries(chainOf(1, 1))),
+            { type: "all-cleared", tier: "cpu" },
+            added("gpu", entries(chainOf(1, 1))),
+            { type: "all-cleared", tier: "disk" },
+          ]),
+        );
+        // gpu 1-4 and cpu 1-2; cpu cleared; cpu 1-3; gpu cleared (block 4 goes); disk 1;
+        // cpu cleared (blocks 2 and 3 go, 1 stays on disk); gpu 1; disk cleared: gpu 1 is left.
+        expect(outcome.evicted.cleared).toBe(3);
+        expect(index.size().entries).toBe(1);
+        expect(index.lookup(query()).hints[0]).toMatchObject({ matchedBlocks: 1, tier: "gpu" });
+      });
+
+      it("clears a tier in every scheme of a batch's replica, after a clear that found it empty", () => {
+        index.publish(batch([added("cpu")], { hashScheme: "other" }));
+        index.publish(
+          batch([
+            { type: "all-cleared", tier: "cpu" },
+            added("cpu", entries(chainOf(1, 2))),
+            { type: "all-cleared", tier: "cpu" },
+          ]),
+        );
         expect(index.size().entries).toBe(0);
       });
 

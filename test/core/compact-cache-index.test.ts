@@ -16,6 +16,8 @@ const TTL = 1_000;
 /** Low thresholds, so that a few replicas make a block hot. */
 const HOT_AT_3: CompactIndexTuning = { hotPromote: 3, hotDemote: 2 };
 const scope = { tenant: "acme", model: "m", hashScheme: "s" };
+const entriesOf = (ids: readonly number[]) =>
+  ids.map((n) => ({ prefixHash: hashOf(n), tokenCount: (n + 1) * 16 }));
 
 function setup(tuning?: CompactIndexTuning, limits: { maxEntries?: number } = {}) {
   const clock = new ManualClock();
@@ -178,6 +180,38 @@ describe("createCompactCacheIndex() internals", () => {
       prefixes: [{ prefixHash: hashOf(1), tokenCount: 16 }],
     });
     expect(hintsFor([1])).toEqual(["r:1"]);
+  });
+
+  it("scans a replica's holdings for a tier clear once per batch, then only what the batch wrote", () => {
+    const { index } = setup(undefined, { maxEntries: 100_000 });
+    const held = Array.from({ length: 10_000 }, (_, n) => n);
+    index.publish({
+      ...scope,
+      replicaId: "r",
+      events: [{ type: "prefix-added", prefixes: entriesOf(held), tier: "cpu" }],
+    });
+    const visitsBefore = index.tierClearVisits;
+    const clearDisk = { type: "all-cleared", tier: "disk" } as const;
+    // A thousand clears of a tier nothing is on, then clears each after a one-block addition.
+    const events = [
+      ...Array.from({ length: 1_000 }, () => clearDisk),
+      ...Array.from({ length: 1_000 }, (_, n) => [
+        { type: "prefix-added", prefixes: entriesOf([n]), tier: "disk" } as const,
+        clearDisk,
+      ]).flat(),
+    ];
+    const outcome = index.publish({ ...scope, replicaId: "r", events });
+    expect(outcome.evicted.cleared).toBe(0);
+    expect(index.size().entries).toBe(10_000);
+    // One scan of the 10,000, then each addition's one holder; not 2,000 scans.
+    expect(index.tierClearVisits - visitsBefore).toBe(10_000 + 1_000);
+    const answer = index.lookup({
+      ...scope,
+      prefixHashes: [hashOf(0)],
+      candidateReplicaIds: [],
+      maxHints: 1,
+    });
+    expect(answer.hints[0]?.tier).toBe("cpu");
   });
 
   it("counts a block's holders again when the cap evicts some of them during the write", () => {

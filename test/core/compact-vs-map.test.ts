@@ -85,6 +85,22 @@ const operation = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("clear" as const), replica, tier }) },
   {
+    // Several events for one replica in one batch: tier clears between additions and evictions.
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("batch" as const),
+      replica,
+      events: fc.array(
+        fc.oneof(
+          fc.record({ type: fc.constant("prefix-added" as const), chain, tier }),
+          fc.record({ type: fc.constant("prefix-evicted" as const), chain, tier }),
+          fc.record({ type: fc.constant("all-cleared" as const), tier }),
+        ),
+        { minLength: 1, maxLength: 8 },
+      ),
+    }),
+  },
+  {
     weight: 2,
     arbitrary: fc.record({
       op: fc.constant("advance" as const),
@@ -178,6 +194,17 @@ function apply(
         replicaId: o.replica,
         hashScheme: "",
         events: [{ type: "all-cleared", tier: o.tier }],
+      });
+    case "batch":
+      return index.publish({
+        ...scope,
+        replicaId: o.replica,
+        hashScheme: "s1",
+        events: o.events.map((event) =>
+          event.type === "all-cleared"
+            ? event
+            : { type: event.type, prefixes: entriesOf(event.chain), tier: event.tier },
+        ),
       });
     case "stats":
       return index.publish({

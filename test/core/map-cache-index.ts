@@ -26,6 +26,7 @@ import {
   emptyEvictionCounts,
   type HashScheme,
   type IndexSize,
+  MAX_SCHEMES_PER_REPLICA,
   type ModelId,
   type PrefixEntry,
   type PublishOutcome,
@@ -411,6 +412,14 @@ class MapCacheIndex implements CacheIndex {
   ): number {
     if (scheme === "") {
       dropped["hash-scheme-missing"] += prefixes.length;
+      return 0;
+    }
+    const known = replica.scope.schemes.get(scheme);
+    const holdsUnder = known !== undefined && replica.holdingsByScheme.has(known);
+    if (!holdsUnder && replica.holdingsByScheme.size >= MAX_SCHEMES_PER_REPLICA) {
+      for (const prefix of prefixes) {
+        dropped[prefixHashProblem(prefix.prefixHash) ?? "too-many-hash-schemes"]++;
+      }
       return 0;
     }
     let accepted = 0;
