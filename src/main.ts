@@ -58,9 +58,11 @@ async function main(): Promise<void> {
   // an adapter's. Streams start with the first reload, before the servers listen.
   // An engine that keeps sending what the index refuses is logged at most once per 10 s.
   const rejections = createLogThrottle({ clock, intervalMs: 10_000 });
+  const rejectedBySource = new Map<string, number>();
   const kvEventSink = createIndexKvEventSink({
     index,
     onRejected: (source, error) => {
+      rejectedBySource.set(source.name, (rejectedBySource.get(source.name) ?? 0) + 1);
       const suppressed = rejections.admit();
       if (suppressed === undefined) return;
       logger.warn(
@@ -75,7 +77,11 @@ async function main(): Promise<void> {
     createStream: (source) =>
       createZmqKvEventStream({ source, sink: kvEventSink, clock, livenessWindowMs, logger }),
   });
-  registerKvEventMetrics({ registry: metrics.registry, states: () => subscriptions.states() });
+  registerKvEventMetrics({
+    registry: metrics.registry,
+    states: () => subscriptions.states(),
+    rejections: (name) => rejectedBySource.get(name) ?? 0,
+  });
   const sourcesFile = config.kvEventsConfig;
   const reloader =
     sourcesFile === undefined

@@ -12,8 +12,9 @@ export interface IndexKvEventSinkOptions {
   readonly index: Pick<CacheIndex, "publish" | "keepAlive">;
   /**
    * Called when the index rejects a batch as a whole (a LoRA name that is not a valid model name,
-   * say); the batch's other models are still applied. Never called for per-block drops, which the
-   * index counts itself.
+   * say), or when blocks of an adapter past {@link MAX_LORA_ADAPTERS_PER_REPLICA} are dropped; the
+   * batch's other models are still applied. Never called for per-block drops, which the index
+   * counts itself.
    * @default none
    */
   readonly onRejected?: ((source: KvEventSource, error: IndexError) => void) | undefined;
@@ -27,13 +28,27 @@ export interface IndexKvEventSinkOptions {
  *   base model never match them. An event without token ids (an offload copy) adds the tier only
  *   to blocks the index knows.
  * - `BlockRemoved` removes its blocks from that tier, under every model the replica stored blocks
- *   for (a removal does not name the adapter; hashes of different models never collide).
- * - `AllBlocksCleared` clears the replica (that tier, or every tier) under every such model.
- * Consecutive events for one model go to the index as one batch, in order.
+ *   for (a removal does not name the adapter; hashes of different models never collide): at most
+ *   1 + {@link MAX_LORA_ADAPTERS_PER_REPLICA} publishes per removal.
+ * - `AllBlocksCleared` clears the replica (that tier, or every tier) under every such model; when
+ *   every tier is cleared, the replica's models are just the base model again.
+ * Consecutive events for one model go to the index as one batch, in order. `clear()` for a restart
+ * or a gap likewise leaves the replica with the base model only.
  */
 export function createIndexKvEventSink(options: IndexKvEventSinkOptions): KvEventSink {
   return new IndexKvEventSink(options);
 }
+
+/**
+ * LoRA adapters one replica's blocks are indexed for, besides the base model, until its cache is
+ * cleared as a whole. A removal names no adapter, so it is applied under every model the replica
+ * stored blocks for: without a cap, an engine naming thousands of adapters would make each removal
+ * thousands of publishes, blocking the event loop for seconds. vLLM serves at most
+ * `--max-loras` adapters at once (1 by default, rarely above 16-32), and blocks of an adapter it
+ * swapped out can stay cached for a while: 64 leaves room for that churn. Blocks of a further
+ * adapter are dropped and reported to `onRejected`; lookups for it miss, which only costs hints.
+ */
+export const MAX_LORA_ADAPTERS_PER_REPLICA = 64;
 
 /** `medium` as engines spell it -> the index's tier; any other medium is "other". */
 export function tierOfMedium(medium: string): StorageTier {
@@ -89,12 +104,20 @@ class IndexKvEventSink implements KvEventSink {
             this.#onRejected?.(source, problemError(problem));
             continue;
           }
+          // `models` holds the base model besides the adapters.
+          if (models.size > MAX_LORA_ADAPTERS_PER_REPLICA) {
+            this.#onRejected?.(source, tooManyAdapters(target, models.size, replicaId));
+            continue;
+          }
           models.add(target);
         }
         emit(target, chainStored(source, event));
       } else {
         const removal = removalOf(event);
         for (const target of models) emit(target, removal);
+        if (event.type === "AllBlocksCleared" && event.medium === undefined) {
+          forgetAdapters(models, source);
+        }
       }
     }
     flush();
@@ -118,6 +141,7 @@ class IndexKvEventSink implements KvEventSink {
         }
       }
       if (reason === "removed") bySource?.delete(replicaId);
+      else forgetAdapters(models, source);
     }
     if (reason === "removed") this.#models.delete(source.name);
   }
@@ -161,6 +185,24 @@ class IndexKvEventSink implements KvEventSink {
       this.#onRejected?.(source, error);
     }
   }
+}
+
+/**
+ * After the replica's whole cache was cleared (its clears published under every model), it holds
+ * no adapter's blocks: later removals go to the base model only, and the cap counts afresh.
+ */
+function forgetAdapters(models: Set<ModelId>, source: KvEventSource): void {
+  models.clear();
+  models.add(source.model);
+}
+
+/** What `onRejected` is told when blocks of an adapter past the cap are dropped. */
+function tooManyAdapters(loraName: string, position: number, replicaId: string): IndexError {
+  return new IndexError(
+    "invalid-argument",
+    "lora_name",
+    `lora_name ${JSON.stringify(loraName)} would be adapter ${position} of replica ${replicaId}; at most ${MAX_LORA_ADAPTERS_PER_REPLICA} are indexed until it clears its cache`,
+  );
 }
 
 function chainStored(

@@ -1,5 +1,7 @@
 import { readFile } from "node:fs/promises";
-import type { KvEventSource } from "../kv-events/kv-event-source.js";
+import { nameProblem } from "../core/request-validation.js";
+import { MAX_NAME_LENGTH } from "../core/types.js";
+import { type KvEventSource, replicaIdFor } from "../kv-events/kv-event-source.js";
 
 /** What {@link parseKvEventSources} and {@link readKvEventSourcesFile} give. */
 export type KvEventSourcesResult =
@@ -38,6 +40,12 @@ const IPC_ENDPOINT = /^ipc:\/\/(\S+)$/;
 const MAX_IPC_PATH_BYTES = 107;
 
 /**
+ * The largest data-parallel rank a batch can carry: the decoder reads any non-negative safe
+ * integer, and a stream caps how many ranks it keeps (`MAX_RANKS`), not their values.
+ */
+const MAX_RANK = Number.MAX_SAFE_INTEGER;
+
+/**
  * Reads a sources file (JSON, see {@link parseKvEventSources}). An unreadable file is an error
  * value naming the path and the cause, like a malformed one; it never throws.
  */
@@ -64,6 +72,10 @@ export async function readKvEventSourcesFile(path: string): Promise<KvEventSourc
  *   integer, used when an event does not carry one); `replicaId` the endpoint's `host:port` (the
  *   path for `ipc://`); `replicaIdTemplate` {@link DEFAULT_REPLICA_ID_TEMPLATE}, which must contain
  *   `{rank}`; `name` the replica id.
+ * - `tenant`, `model`, `hashScheme` and `replicaId` are held to the index's rules for names (at
+ *   most {@link MAX_NAME_LENGTH} characters), and so is every replica id `replicaIdTemplate` makes
+ *   from `replicaId`, up to the largest rank a batch can carry: else the index would refuse each
+ *   of the source's batches, which only a throttled warning would tell.
  * - Names must be unique. An unknown field is an error (a misspelt `replay_endpoint` must not
  *   silently mean "no replay").
  *
@@ -126,21 +138,34 @@ function parseSource(
   if (!replicaIdTemplate?.includes("{rank}")) {
     return { error: `${at}.replicaIdTemplate must contain {rank}` };
   }
-  return {
-    source: {
-      name: name as string,
-      engine: engine as KvEventSource["engine"],
-      endpoint: endpoint as string,
-      replayEndpoint,
-      topic: topic as string,
-      tenant: tenant as string,
-      model: model as string,
-      hashScheme: hashScheme as string,
-      blockSize,
-      replicaId: replicaId as string,
-      replicaIdTemplate,
-    },
+  const source: KvEventSource = {
+    name: name as string,
+    engine: engine as KvEventSource["engine"],
+    endpoint: endpoint as string,
+    replayEndpoint,
+    topic: topic as string,
+    tenant: tenant as string,
+    model: model as string,
+    hashScheme: hashScheme as string,
+    blockSize,
+    replicaId: replicaId as string,
+    replicaIdTemplate,
   };
+  const error = indexNameError(source, at);
+  return error === undefined ? { source } : { error };
+}
+
+/** Why the index would refuse every batch of `source`, or undefined; `at` is the source's path. */
+function indexNameError(source: KvEventSource, at: string): string | undefined {
+  for (const key of ["tenant", "model", "hashScheme", "replicaId"] as const) {
+    const problem = nameProblem(`${at}.${key}`, source[key], true);
+    if (problem !== undefined) return problem.message;
+  }
+  // The longest rank in decimal makes the longest id, however often the template says {rank}.
+  const longest = replicaIdFor(source, MAX_RANK).length;
+  if (longest <= MAX_NAME_LENGTH) return undefined;
+  const template = JSON.stringify(source.replicaIdTemplate);
+  return `${at}.replicaId with replicaIdTemplate ${template} makes replica ids of up to ${longest} characters (at data-parallel rank ${MAX_RANK}); at most ${MAX_NAME_LENGTH} are allowed`;
 }
 
 /** Reads one source's fields, keeping the first error found. */

@@ -7,6 +7,12 @@ export interface KvEventMetricsOptions {
   readonly registry: Registry;
   /** The engine streams' states, read once per metric at scrape time. */
   readonly states: () => readonly KvEventStreamState[];
+  /**
+   * How often the index has refused a source's events so far (see the sink's `onRejected`), by
+   * the source's name.
+   * @default () => 0
+   */
+  readonly rejections?: ((source: string) => number) | undefined;
 }
 
 /**
@@ -29,12 +35,16 @@ export interface KvEventMetricsOptions {
  * - `inferencecache_kv_events_clears_total{source,replica,reason}` counter: replicas cleared,
  *   `reason` being `gap` or `restart` (removals from the configuration are logged, not counted:
  *   their series go with them).
+ * - `inferencecache_kv_events_rejected_total{source}` counter: times the index refused a batch's
+ *   events for one model (a LoRA name it does not take, an adapter past the sink's cap); the first
+ *   of every 10 s is logged.
  * - `inferencecache_kv_events_seconds_since_last_batch{source,replica}` gauge.
  *
  * Throws prom-client's error when the registry already holds a metric of the same name.
  */
 export function registerKvEventMetrics(options: KvEventMetricsOptions): void {
   const { registry, states } = options;
+  const rejections = options.rejections ?? (() => 0);
   const registers = [registry];
 
   new Gauge({
@@ -122,6 +132,19 @@ export function registerKvEventMetrics(options: KvEventMetricsOptions): void {
     },
     states,
   );
+
+  new Counter({
+    name: "inferencecache_kv_events_rejected_total",
+    help: "Times the index refused a KV-event batch's events for one model (see the log).",
+    labelNames: ["source"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const stream of states()) {
+        this.inc({ source: stream.source.name }, rejections(stream.source.name));
+      }
+    },
+  });
 
   new Gauge({
     name: "inferencecache_kv_events_seconds_since_last_batch",

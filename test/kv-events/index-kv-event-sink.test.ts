@@ -2,8 +2,12 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { CacheIndex } from "../../src/core/cache-index.js";
 import { createCacheIndex } from "../../src/core/create-cache-index.js";
 import type { IndexError } from "../../src/core/index-error.js";
-import type { ReplicaHint } from "../../src/core/types.js";
-import { createIndexKvEventSink, tierOfMedium } from "../../src/kv-events/index-kv-event-sink.js";
+import type { EventBatch, ReplicaHint } from "../../src/core/types.js";
+import {
+  createIndexKvEventSink,
+  MAX_LORA_ADAPTERS_PER_REPLICA,
+  tierOfMedium,
+} from "../../src/kv-events/index-kv-event-sink.js";
 import type { KvEventSink } from "../../src/kv-events/kv-event-sink.js";
 import type {
   BlockRemovedEvent,
@@ -48,13 +52,38 @@ describe("createIndexKvEventSink()", () => {
   let index: CacheIndex;
   let sink: KvEventSink;
   let rejected: IndexError[];
+  /** Every batch the sink published to the index, in order. */
+  let published: EventBatch[];
 
   beforeEach(() => {
     clock = new ManualClock();
     index = createCacheIndex({ clock, ttlMs: TTL });
     rejected = [];
-    sink = createIndexKvEventSink({ index, onRejected: (_, error) => rejected.push(error) });
+    published = [];
+    const recording = {
+      publish: (batch: EventBatch) => {
+        published.push(batch);
+        return index.publish(batch);
+      },
+      keepAlive: index.keepAlive.bind(index),
+    };
+    sink = createIndexKvEventSink({
+      index: recording,
+      onRejected: (_, error) => rejected.push(error),
+    });
   });
+
+  /** The models the removals of `batch` were published under. */
+  function removalModels(batch: KvEventBatch): string[] {
+    published = [];
+    sink.apply(SOURCE, batch);
+    return published.flatMap((p) => p.events.map(() => p.model));
+  }
+
+  /** `count` BlockStored events of one block each, for adapters `${prefix}0`, `${prefix}1`, ... */
+  function adapters(count: number, prefix = "adapter-"): BlockStoredEvent[] {
+    return Array.from({ length: count }, (_, i) => stored(1, 1, { loraName: `${prefix}${i}` }));
+  }
 
   function hints(length = 4, model = SOURCE.model): ReplicaHint[] {
     return index.lookup({
@@ -209,6 +238,59 @@ describe("createIndexKvEventSink()", () => {
     expect(rejected).toHaveLength(1);
     expect(hints()).toEqual([]);
   });
+
+  it("drops and reports the blocks of an adapter past the replica's cap, keeping the known ones", () => {
+    sink.apply(SOURCE, batchOf(adapters(MAX_LORA_ADAPTERS_PER_REPLICA + 1)));
+    expect(rejected.map((e) => [e.field, e.message])).toEqual([
+      [
+        "lora_name",
+        `lora_name "adapter-${MAX_LORA_ADAPTERS_PER_REPLICA}" would be adapter ${MAX_LORA_ADAPTERS_PER_REPLICA + 1} of replica pod-7; at most ${MAX_LORA_ADAPTERS_PER_REPLICA} are indexed until it clears its cache`,
+      ],
+    ]);
+    expect(hints(1, `adapter-${MAX_LORA_ADAPTERS_PER_REPLICA}`)).toEqual([]);
+    sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "adapter-0" }), stored(1, 4)]));
+    expect(hints(4, "adapter-0")[0]?.matchedBlocks).toBe(4);
+    expect(hints()[0]?.matchedBlocks).toBe(4);
+    expect(rejected).toHaveLength(1);
+  });
+
+  it("applies a removal under at most the base model and the capped adapters, however many an engine names", () => {
+    sink.apply(SOURCE, batchOf(adapters(10 * MAX_LORA_ADAPTERS_PER_REPLICA)));
+    expect(rejected).toHaveLength(9 * MAX_LORA_ADAPTERS_PER_REPLICA);
+    const models = removalModels(batchOf([removed(1, 1), removed(2, 1)]));
+    expect(models).toHaveLength(2 * (1 + MAX_LORA_ADAPTERS_PER_REPLICA));
+    expect(new Set(models).size).toBe(1 + MAX_LORA_ADAPTERS_PER_REPLICA);
+  });
+
+  it("forgets the replica's adapters once the engine clears every block, making room for new ones", () => {
+    sink.apply(SOURCE, batchOf(adapters(MAX_LORA_ADAPTERS_PER_REPLICA)));
+    const cleared = removalModels(batchOf([{ type: "AllBlocksCleared", medium: undefined }]));
+    expect(cleared).toHaveLength(1 + MAX_LORA_ADAPTERS_PER_REPLICA);
+    expect(removalModels(batchOf([removed(1, 1)]))).toEqual([SOURCE.model]);
+    sink.apply(SOURCE, batchOf(adapters(MAX_LORA_ADAPTERS_PER_REPLICA, "other-")));
+    expect(rejected).toEqual([]);
+    expect(hints(1, `other-${MAX_LORA_ADAPTERS_PER_REPLICA - 1}`)).toHaveLength(1);
+  });
+
+  it("still removes an adapter's blocks after the engine clears another medium only", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "sql-adapter" })]));
+    sink.apply(SOURCE, batchOf([{ type: "AllBlocksCleared", medium: "CPU" }, removed(4, 1)]));
+    expect(hints(4, "sql-adapter")[0]?.matchedBlocks).toBe(3);
+  });
+
+  it.each(["restart", "gap"] as const)(
+    "forgets the replica's adapters once a %s has cleared them",
+    (reason) => {
+      sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "sql-adapter" })]));
+      published = [];
+      sink.clear(SOURCE, undefined, reason);
+      expect(published.map((p) => [p.model, p.events])).toEqual([
+        [SOURCE.model, [{ type: "all-cleared" }]],
+        ["sql-adapter", [{ type: "all-cleared" }]],
+      ]);
+      expect(removalModels(batchOf([removed(1, 1)]))).toEqual([SOURCE.model]);
+    },
+  );
 
   it.each([
     ["GPU", "gpu"],

@@ -77,6 +77,13 @@ describe("parseKvEventSources()", () => {
     );
   });
 
+  it("accepts names of the longest length the index accepts, and a replica id that leaves room for every rank", () => {
+    const longest = "n".repeat(256);
+    const replicaId = "r".repeat(256 - "/dp".length - String(Number.MAX_SAFE_INTEGER).length);
+    const source = { ...required, tenant: longest, model: longest, hashScheme: longest, replicaId };
+    expect(parseKvEventSources(sourcesText(source)).sources?.[0]).toMatchObject(source);
+  });
+
   it("accepts an empty list", () => {
     expect(parseKvEventSources('{"sources": []}')).toEqual({ sources: [] });
   });
@@ -191,6 +198,41 @@ describe("parseKvEventSources()", () => {
       "a template without {rank}",
       sourcesText({ ...required, replicaIdTemplate: "{replica}" }),
       "sources[0].replicaIdTemplate must contain {rank}",
+    ],
+    // The index refuses longer names in every batch; the file is refused instead, naming the field.
+    [
+      "a tenant longer than the index accepts",
+      sourcesText({ ...required, tenant: "t".repeat(257) }),
+      "sources[0].tenant is 257 characters long; at most 256 are allowed",
+    ],
+    [
+      "a model longer than the index accepts",
+      sourcesText({ ...required, model: "m".repeat(257) }),
+      "sources[0].model is 257 characters long; at most 256 are allowed",
+    ],
+    [
+      "a hash scheme longer than the index accepts",
+      sourcesText({ ...required, hashScheme: "s".repeat(257) }),
+      "sources[0].hashScheme is 257 characters long; at most 256 are allowed",
+    ],
+    [
+      "a replica id longer than the index accepts",
+      sourcesText({ ...required, replicaId: "r".repeat(257) }),
+      "sources[0].replicaId is 257 characters long; at most 256 are allowed",
+    ],
+    [
+      "a replica id that the template makes too long for a large rank",
+      sourcesText({ ...required, replicaId: "r".repeat(254) }),
+      `sources[0].replicaId with replicaIdTemplate "{replica}/dp{rank}" makes replica ids of up to 273 characters (at data-parallel rank ${Number.MAX_SAFE_INTEGER}); at most 256 are allowed`,
+    ],
+    [
+      "a template that makes the replica id too long",
+      sourcesText({
+        ...required,
+        replicaId: "pod-7",
+        replicaIdTemplate: `{replica}-${"x".repeat(240)}-{rank}`,
+      }),
+      `sources[0].replicaId with replicaIdTemplate "{replica}-${"x".repeat(240)}-{rank}" makes replica ids of up to 263 characters (at data-parallel rank ${Number.MAX_SAFE_INTEGER}); at most 256 are allowed`,
     ],
     [
       "a misspelt field",

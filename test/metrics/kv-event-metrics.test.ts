@@ -30,7 +30,11 @@ function replica(overrides: Partial<KvEventReplicaState> = {}): KvEventReplicaSt
 function setup(initial: KvEventStreamState[]) {
   const registry = new Registry();
   let states = initial;
-  registerKvEventMetrics({ registry, states: () => states });
+  registerKvEventMetrics({
+    registry,
+    states: () => states,
+    rejections: (name) => (name === "pod-a" ? 3 : 0),
+  });
   return { registry, set: (next: KvEventStreamState[]) => (states = next) };
 }
 
@@ -73,6 +77,7 @@ describe("registerKvEventMetrics()", () => {
       2,
     ],
     ["inferencecache_kv_events_gaps_total", { source: "pod-a", replica: "pod-a/dp0" }, 4],
+    ["inferencecache_kv_events_rejected_total", { source: "pod-a" }, 3],
     [
       "inferencecache_kv_events_replays_total",
       { source: "pod-a", replica: "pod-a/dp0", outcome: "recovered" },
@@ -123,6 +128,9 @@ describe("registerKvEventMetrics()", () => {
     set([]);
     expect(
       await readSample(registry, "inferencecache_kv_events_batches_total", batches),
+    ).toBeUndefined();
+    expect(
+      await readSample(registry, "inferencecache_kv_events_rejected_total", { source: "pod-a" }),
     ).toBeUndefined();
     expect(
       await readSample(registry, "inferencecache_kv_events_connected", { source: "pod-a" }),
