@@ -392,7 +392,7 @@ export function describeCacheIndexContract(
         expect(outcome.evicted).toMatchObject({ ttl: 1, cap: 0 });
       });
 
-      it("evicts the deepest blocks of a chain first among entries confirmed together", () => {
+      it("evicts the deepest blocks of one write's chain first among entries confirmed together", () => {
         index.report(report({ prefixes: entries(chainOf(1, 4)) }));
         index.report(report({ replicaId: "pod-b", prefixes: entries(chainOf(50, 2)) }));
         // pod-a's chain lost its tail, not its head: it still matches a run from block 0.
