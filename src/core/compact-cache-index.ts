@@ -525,7 +525,9 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   describe(query: ScopeQuery): ScopeState {
     const invalid =
-      nameProblem("tenant", query.tenant, true) ?? nameProblem("model", query.model, true);
+      nameProblem("tenant", query.tenant, true) ??
+      nameProblem("model", query.model, true) ??
+      nameProblem("hash_scheme", query.hashScheme ?? "", false);
     if (invalid) throw problemError(invalid);
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     if (scope === undefined) return { replicas: [], totalEntries: 0, hashSchemes: [] };

@@ -982,9 +982,11 @@ export function describeCacheIndexContract(
         });
       });
 
-      it("rejects describe() without a tenant or model", () => {
+      it("rejects describe() without a tenant or model, or with an over-long scheme", () => {
         expect(thrownBy(() => index.describe({ tenant: "", model: "m" })).field).toBe("tenant");
         expect(thrownBy(() => index.describe({ tenant: "t", model: "" })).field).toBe("model");
+        const longScheme = { tenant: "t", model: "m", hashScheme: "s".repeat(257) };
+        expect(thrownBy(() => index.describe(longScheme)).field).toBe("hash_scheme");
       });
 
       it("counts entries per model across tenants and schemes", () => {
