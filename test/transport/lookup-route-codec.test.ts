@@ -538,6 +538,34 @@ describe("encodeLookupRouteResponse()", () => {
     expect(Object.is(decoded.hints[1]?.freshness, -0)).toBe(true);
   });
 
+  it.each([
+    ["a body of 127 bytes", "r".repeat(98), 1],
+    ["bodies of 128 bytes and more", "r".repeat(99), 1],
+    ["3-byte characters", "\u20ac".repeat(700), 1],
+    ["surrogate pairs and lone surrogates", "\ud83d\ude00\ud800x".repeat(300), 2],
+    ["a response larger than a megabyte", "\u20ac".repeat(60_000), 8],
+  ])("writes the same bytes as protobuf-es for %s", (_, replicaId, count) => {
+    const response = create(LookupRouteResponseSchema, {
+      hints: Array.from({ length: count }, () => ({
+        replicaId,
+        matchedBlocks: 2 ** 32 - 1,
+        matchedTokens: 2 ** 31,
+        freshness: 0.5,
+        score: -1,
+        stats: { replicaId, activeRequests: 2 ** 32 - 1, queuedRequests: 1, kvCacheUsage: 1 },
+        storageTier: -1,
+      })),
+      reasonCode: -5,
+      invalidField: replicaId,
+      chainTruncated: true,
+      evaluatedBlocks: 2 ** 32 - 1,
+      detail: replicaId,
+    });
+    expect(hex(encodeLookupRouteResponse(response))).toBe(
+      hex(toBinary(LookupRouteResponseSchema, response)),
+    );
+  });
+
   it.each([65, 1024, 1025, 3000])("handles %i hints, past its first scratch space", (count) => {
     const response = create(LookupRouteResponseSchema, {
       hints: Array.from({ length: count }, (_, i) => ({
