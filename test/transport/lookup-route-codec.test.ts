@@ -555,7 +555,7 @@ describe("encodeLookupRouteResponse()", () => {
         stats: { replicaId, activeRequests: 2 ** 32 - 1, queuedRequests: 1, kvCacheUsage: 1 },
         storageTier: -1,
       })),
-      reasonCode: -5,
+      reasonCode: -5 as number,
       invalidField: replicaId,
       chainTruncated: true,
       evaluatedBlocks: 2 ** 32 - 1,
