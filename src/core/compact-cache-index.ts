@@ -808,8 +808,8 @@ class CompactCacheIndex implements CompactIndexEngine {
       dropped["hash-scheme-missing"] += prefixes.length;
       return 0;
     }
-    const known = replica.groups.get(schemeName);
-    if ((known === undefined || known.count === 0) && !this.#roomForScheme(replica)) {
+    const existing = replica.groups.get(schemeName);
+    if ((existing === undefined || existing.count === 0) && !this.#roomForScheme(replica)) {
       for (const prefix of prefixes) {
         dropped[prefixHashProblem(prefix.prefixHash) ?? "too-many-hash-schemes"]++;
       }

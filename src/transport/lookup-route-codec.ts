@@ -313,24 +313,20 @@ export function encodeLookupRouteResponse(response: LookupRouteResponse): Buffer
     bytes[pos] = TAG.reasonCode;
     pos = putInt32(bytes, pos + 1, reasonCode);
   }
-  if (invalidField !== "") {
-    bytes[pos] = TAG.invalidField;
-    pos = putString(bytes, pos + 1, invalidField, utf8Length(invalidField));
-  }
+  pos = stringField(bytes, pos, TAG.invalidField, invalidField);
   if (chainTruncated) {
     bytes[pos] = TAG.chainTruncated;
     bytes[pos + 1] = 1;
     pos += 2;
   }
-  checkUint32(evaluatedBlocks, `${RESPONSE}.evaluated_blocks`);
-  if (evaluatedBlocks !== 0) {
-    bytes[pos] = TAG.evaluatedBlocks;
-    pos = putUint32(bytes, pos + 1, evaluatedBlocks);
-  }
-  if (detail !== "") {
-    bytes[pos] = TAG.detail;
-    pos = putString(bytes, pos + 1, detail, utf8Length(detail));
-  }
+  pos = uint32Field(
+    bytes,
+    pos,
+    TAG.evaluatedBlocks,
+    evaluatedBlocks,
+    `${RESPONSE}.evaluated_blocks`,
+  );
+  pos = stringField(bytes, pos, TAG.detail, detail);
   // Writes past the end of a typed array are dropped: a bound too small must not pass unseen.
   if (pos > bytes.length) throw new Error(`encoded ${pos} bytes past a bound of ${bytes.length}`);
   const out = Buffer.allocUnsafe(pos);
@@ -342,30 +338,11 @@ export function encodeLookupRouteResponse(response: LookupRouteResponse): Buffer
 function writeHint(bytes: Uint8Array, view: DataView, pos: number, hint: ReplicaHint): number {
   bytes[pos] = TAG.hint;
   const body = pos + 2;
-  let p = body;
-  if (hint.replicaId !== "") {
-    bytes[p] = TAG.replicaId;
-    p = putString(bytes, p + 1, hint.replicaId, utf8Length(hint.replicaId));
-  }
-  checkUint32(hint.matchedBlocks, `${HINT}.matched_blocks`);
-  if (hint.matchedBlocks !== 0) {
-    bytes[p] = TAG.matchedBlocks;
-    p = putUint32(bytes, p + 1, hint.matchedBlocks);
-  }
-  checkUint32(hint.matchedTokens, `${HINT}.matched_tokens`);
-  if (hint.matchedTokens !== 0) {
-    bytes[p] = TAG.matchedTokens;
-    p = putUint32(bytes, p + 1, hint.matchedTokens);
-  }
-  // Implicit presence: 0 is omitted, but -0 is written.
-  if (!Object.is(hint.freshness, 0)) {
-    bytes[p] = TAG.freshness;
-    p = putDouble(view, p + 1, hint.freshness);
-  }
-  if (!Object.is(hint.score, 0)) {
-    bytes[p] = TAG.score;
-    p = putDouble(view, p + 1, hint.score);
-  }
+  let p = stringField(bytes, body, TAG.replicaId, hint.replicaId);
+  p = uint32Field(bytes, p, TAG.matchedBlocks, hint.matchedBlocks, `${HINT}.matched_blocks`);
+  p = uint32Field(bytes, p, TAG.matchedTokens, hint.matchedTokens, `${HINT}.matched_tokens`);
+  p = doubleField(bytes, view, p, TAG.freshness, hint.freshness);
+  p = doubleField(bytes, view, p, TAG.score, hint.score);
   const stats = hint.stats;
   if (stats !== undefined) {
     bytes[p] = TAG.stats;
@@ -381,26 +358,48 @@ function writeHint(bytes: Uint8Array, view: DataView, pos: number, hint: Replica
 
 /** Writes `stats`' fields at `body`, one byte after their length's place; returns the end. */
 function writeStats(bytes: Uint8Array, view: DataView, body: number, stats: ReplicaStats): number {
-  let p = body;
-  if (stats.replicaId !== "") {
-    bytes[p] = TAG.replicaId;
-    p = putString(bytes, p + 1, stats.replicaId, utf8Length(stats.replicaId));
-  }
-  checkUint32(stats.activeRequests, `${STATS}.active_requests`);
-  if (stats.activeRequests !== 0) {
-    bytes[p] = TAG.activeRequests;
-    p = putUint32(bytes, p + 1, stats.activeRequests);
-  }
-  checkUint32(stats.queuedRequests, `${STATS}.queued_requests`);
-  if (stats.queuedRequests !== 0) {
-    bytes[p] = TAG.queuedRequests;
-    p = putUint32(bytes, p + 1, stats.queuedRequests);
-  }
-  if (!Object.is(stats.kvCacheUsage, 0)) {
-    bytes[p] = TAG.kvCacheUsage;
-    p = putDouble(view, p + 1, stats.kvCacheUsage);
-  }
+  let p = stringField(bytes, body, TAG.replicaId, stats.replicaId);
+  p = uint32Field(bytes, p, TAG.activeRequests, stats.activeRequests, `${STATS}.active_requests`);
+  p = uint32Field(bytes, p, TAG.queuedRequests, stats.queuedRequests, `${STATS}.queued_requests`);
+  p = doubleField(bytes, view, p, TAG.kvCacheUsage, stats.kvCacheUsage);
   return endNested(bytes, body, p);
+}
+
+/*
+ * One field each, with its one-byte tag, at `pos`; they return the end. Implicit presence: a zero
+ * or empty value is not written (but a double's -0 is).
+ */
+
+function stringField(bytes: Uint8Array, pos: number, tag: number, text: string): number {
+  if (text === "") return pos;
+  bytes[pos] = tag;
+  return putString(bytes, pos + 1, text, utf8Length(text));
+}
+
+/** Checks `value` first, throwing protobuf-es's error for `field` when it is not a uint32. */
+function uint32Field(
+  bytes: Uint8Array,
+  pos: number,
+  tag: number,
+  value: number,
+  field: string,
+): number {
+  checkUint32(value, field);
+  if (value === 0) return pos;
+  bytes[pos] = tag;
+  return putUint32(bytes, pos + 1, value);
+}
+
+function doubleField(
+  bytes: Uint8Array,
+  view: DataView,
+  pos: number,
+  tag: number,
+  value: number,
+): number {
+  if (Object.is(value, 0)) return pos;
+  bytes[pos] = tag;
+  return putDouble(view, pos + 1, value);
 }
 
 /**
