@@ -119,17 +119,21 @@ async function main(): Promise<void> {
 
   const onUnexpectedError = (error: unknown, method: string) =>
     logger.error({ err: error, method }, "unexpected error while serving a call");
-  const service = createCacheIndexService({
+  const serviceOptions = {
     index,
     clock,
     isReady: () => phase !== "starting",
-    onNotReady: (model) => metrics.recordLookup(model, "NOT_READY", false),
-    onLookupFailure: (error) => onUnexpectedError(error, "LookupRoute"),
+    onNotReady: (model: string) => metrics.recordLookup(model, "NOT_READY", false),
+    onLookupFailure: (error: unknown) => onUnexpectedError(error, "LookupRoute"),
     engineStreams: () => subscriptions.states(),
-  });
+  };
+  // The gRPC server encodes each response as soon as the service returns it (see
+  // createGrpcUnaryAdapter), so its lookups may reuse one response; connect-node's may not.
+  const grpcService = createCacheIndexService({ ...serviceOptions, reuseLookupResponses: true });
+  const service = createCacheIndexService(serviceOptions);
   const grpcServer = createGrpcServer({
     service: CacheIndexService,
-    impl: service,
+    impl: grpcService,
     host: config.grpcAddress.host,
     port: config.grpcAddress.port,
     maxMessageBytes: config.maxMessageBytes,

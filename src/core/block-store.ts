@@ -77,13 +77,29 @@ export class BlockStore {
     this.#records.set(block, HEAD, holder);
   }
 
-  /** The block's token count, with {@link HOT_BIT} set while it is hot. */
-  tokensOf(block: number): number {
-    return this.#records.get(block, TOKENS);
+  /**
+   * The block's token count. Kept apart from the hot flag sharing its field, so that what this
+   * returns is a small integer: when V8 does not inline a call, it boxes a result of 2^30 or more
+   * into a heap object, and lookups read this for every block of a chain.
+   */
+  tokenCountOf(block: number): number {
+    return this.#records.get(block, TOKENS) & TOKEN_MASK;
   }
 
-  setTokens(block: number, tokens: number): void {
-    this.#records.set(block, TOKENS, tokens);
+  /** Sets the block's token count (at most {@link TOKEN_MASK}), keeping whether it is hot. */
+  setTokenCount(block: number, tokens: number): void {
+    const hot = this.#records.get(block, TOKENS) & HOT_BIT;
+    this.#records.set(block, TOKENS, (tokens | hot) >>> 0);
+  }
+
+  /** Whether the block has many holders, indexed per replica (see CompactCacheIndex). */
+  isHot(block: number): boolean {
+    return (this.#records.get(block, TOKENS) & HOT_BIT) !== 0;
+  }
+
+  setHot(block: number, hot: boolean): void {
+    const tokens = this.#records.get(block, TOKENS) & TOKEN_MASK;
+    this.#records.set(block, TOKENS, hot ? (tokens | HOT_BIT) >>> 0 : tokens);
   }
 
   /** Blocks stored. */
@@ -432,8 +448,10 @@ function homeSlot(hash: number, capacity: number): number {
   return Math.floor(((hash >>> 0) * capacity) / 4294967296);
 }
 
-/** The high bit of a block's `tokens`: the block has many holders and is indexed per replica. */
-export const HOT_BIT = 0x80000000;
+/** The high bit of a block's TOKENS field: the block is hot (see {@link BlockStore.isHot}). */
+const HOT_BIT = 0x80000000;
+/** The rest of the field: the token count. */
+export const TOKEN_MASK = 0x7fffffff;
 
 function keyHash(seed: number, scope: number, high: number, low: number): number {
   return mix32(low ^ mix32(high ^ mix32((scope + 0x9e3779b9) ^ seed)));

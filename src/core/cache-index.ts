@@ -45,8 +45,15 @@ export interface CacheIndex {
    * Ranks replicas by the run of leading blocks they hold. Pure: no side effects, never throws for
    * content problems. Cost: O(sum over evaluated depths of the replicas still matching) plus
    * O(h x k) to pick the best k of the h replicas holding the head (k = max_hints, clamped).
+   *
+   * The answer is the caller's to keep, unless `reuse` is true: an engine may then hand back an
+   * answer (its list and its hints) that it overwrites at its next lookup with `reuse`. That is for
+   * a caller done with each answer before it looks up again, such as a server that encodes every
+   * response at once: on the request path of every call, objects made anew for each answer are
+   * garbage that the process pays for in collections. A reused answer keeps the replica ids and
+   * stats it names reachable until it is overwritten.
    */
-  lookup(query: RouteQuery): RouteAnswer;
+  lookup(query: RouteQuery, reuse?: boolean): RouteAnswer;
 
   /** Describes one (tenant, model). Cost: O(replicas + schemes) of that scope. Throws for a missing tenant or model. */
   describe(query: ScopeQuery): ScopeState;

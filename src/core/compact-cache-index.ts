@@ -1,4 +1,4 @@
-import { BlockStore, CHAIN_WINDOWS, HOT_BIT, MAX_BLOCKS, NIL } from "./block-store.js";
+import { BlockStore, CHAIN_WINDOWS, MAX_BLOCKS, NIL, TOKEN_MASK } from "./block-store.js";
 import type { CacheIndex } from "./cache-index.js";
 import {
   type CacheIndexOptions,
@@ -146,7 +146,6 @@ const BLOCK_NEXT = 4;
 /** A holder's predecessor in its block's list not known to the caller: unlinking finds it. */
 const PREV_UNKNOWN = -1;
 const HOLDER_FIELDS = 5;
-const TOKEN_MASK = 0x7fffffff;
 /**
  * Ticks are whole ms since `#base`; rebased before they outgrow 28 bits (every ~37 hours). What a
  * rebase keeps must exceed the longest TTL (MAX_TTL_MS, one day).
@@ -228,6 +227,8 @@ class CompactCacheIndex implements CompactIndexEngine {
   readonly #best = new TopCandidates();
   #allowed = new Uint32Array(64);
   #stamp = 0;
+  /** The clock reading of the lookup in progress, for #evaluate. */
+  #lookupNow = 0;
   /** Holders seen by the last cold membership walk, for promotion. */
   #walked = 0;
   /**
@@ -238,6 +239,12 @@ class CompactCacheIndex implements CompactIndexEngine {
   readonly #fingerprint = new Uint32Array(2);
   /** The fingerprints of a batch or a looked-up chain, high and low halves interleaved. */
   #keys = new Uint32Array(128);
+  /**
+   * What lookups with `reuse` hand back and overwrite (see CacheIndex.lookup): the answer, its
+   * list, and a hint per rank, made as first needed (at most the hint limit's).
+   */
+  readonly #reused = newAnswer();
+  readonly #reusedHints: Writable<ReplicaHint>[] = [];
   /** What a lookup read ahead of its walks, kept so that the reads are not optimised away. */
   #touched = 0;
   /**
@@ -363,11 +370,11 @@ class CompactCacheIndex implements CompactIndexEngine {
     return { applied, ignored, addedPrefixes, dropped, evicted };
   }
 
-  lookup(query: RouteQuery): RouteAnswer {
-    const checked = checkRouteQuery(query, this.#options.maxChainLength);
-    if ("answer" in checked) return checked.answer;
-    const { depth, truncated } = checked;
+  lookup(query: RouteQuery, reuse = false): RouteAnswer {
+    const depth = checkRouteQuery(query, this.#options.maxChainLength);
+    if (typeof depth !== "number") return depth;
     const { prefixHashes } = query;
+    const truncated = depth < prefixHashes.length;
 
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     const scheme = scope?.schemes.get(query.hashScheme);
@@ -421,7 +428,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     let touched = 0;
     for (let level = 0; level < resolved; level++) {
       const block = chain[level] as number;
-      const tokens = blocks.tokensOf(block) & TOKEN_MASK;
+      const tokens = blocks.tokenCountOf(block);
       if (tokens > tokensSoFar) tokensSoFar = tokens;
       maxTokens[level] = tokensSoFar;
       const head = blocks.headOf(block);
@@ -430,6 +437,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     this.#touched = touched;
 
     const now = this.#options.clock.now();
+    this.#lookupNow = now;
     const nowTick = Math.floor(now - this.#base);
     const ttl = this.#options.ttlMs;
     const liveSince = nowTick - ttl;
@@ -491,36 +499,44 @@ class CompactCacheIndex implements CompactIndexEngine {
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
         const spare = best.spare;
-        if (this.#evaluate(spare, group, runLimit, level, holder, liveSince, nowTick, now)) {
+        if (this.#evaluate(spare, group, runLimit, level, holder, liveSince, nowTick)) {
           best.offerSpare();
         }
       }
     }
 
     if (best.count === 0) return noHint("no-hint", "", depth, truncated, "");
-    const hints: ReplicaHint[] = [];
+    const answer = reuse ? this.#reused : newAnswer();
+    answer.chainTruncated = truncated;
+    answer.evaluatedBlocks = depth;
+    const hints = answer.hints;
     for (let i = 0; i < best.count; i++) {
       const c = best.at(i);
       const replica = c.replica as ReplicaRecord;
-      hints.push({
-        replicaId: replica.id,
-        matchedBlocks: c.blocks,
-        matchedTokens: c.tokens,
-        freshness: c.freshness,
-        tier: c.tier,
-        score: c.score,
-        stats: replica.stats,
-      });
+      const hint = reuse ? this.#reusedHint(i) : blankHint();
+      hint.replicaId = replica.id;
+      hint.matchedBlocks = c.blocks;
+      hint.matchedTokens = c.tokens;
+      hint.freshness = c.freshness;
+      hint.tier = c.tier;
+      hint.score = c.score;
+      hint.stats = replica.stats;
+      hints[i] = hint;
     }
+    // Filled in order, so the list stays packed; a reused one may have held more.
+    hints.length = best.count;
     best.release();
-    return {
-      reason: "prefix-match",
-      hints,
-      invalidField: "",
-      chainTruncated: truncated,
-      evaluatedBlocks: depth,
-      detail: "",
-    };
+    return answer;
+  }
+
+  /** The i-th hint of the reused answer, made the first time a lookup ranks that many. */
+  #reusedHint(i: number): Writable<ReplicaHint> {
+    let hint = this.#reusedHints[i];
+    if (hint === undefined) {
+      hint = blankHint();
+      this.#reusedHints.push(hint);
+    }
+    return hint;
   }
 
   describe(query: ScopeQuery): ScopeState {
@@ -704,6 +720,8 @@ class CompactCacheIndex implements CompactIndexEngine {
    * `runLimit` blocks long, and returns true; returns false, leaving `into` as it was, if the group
    * has no run. Whether the run ranks is for `offerSpare` to say. `known` is the group's holder of
    * the block at `knownLevel` (below `runLimit`), met by the caller: that block needs no probe.
+   * The lookup's clock reading is `#lookupNow`: a double passed to a call that is not inlined
+   * would be boxed, an allocation per evaluation.
    */
   #evaluate(
     into: Candidate,
@@ -713,7 +731,6 @@ class CompactCacheIndex implements CompactIndexEngine {
     known: number,
     liveSince: number,
     nowTick: number,
-    now: number,
   ): boolean {
     const replica = (this.#groups[group] as HolderGroup).replica;
     const tiers = this.#tiers;
@@ -732,7 +749,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       const word = this.#holders.get(holder, CONFIRMED);
       const confirmed = word & TICK_MASK;
       // Read only past the TTL: on a busy server the field is often a cache miss.
-      if (confirmed < liveSince && replica.liveUntil < now) break;
+      if (confirmed < liveSince && replica.liveUntil < this.#lookupNow) break;
       if (confirmed < oldest) oldest = confirmed;
       const mask = word >>> TIER_SHIFT;
       if (tiers.weightOf(mask) < weight) {
@@ -741,7 +758,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       }
     }
     if (run === 0) return false;
-    const tokens = this.#blocks.tokensOf(this.#chain[run - 1] as number) & TOKEN_MASK;
+    const tokens = this.#blocks.tokenCountOf(this.#chain[run - 1] as number);
     const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
     into.replica = replica;
     into.blocks = run;
@@ -1056,7 +1073,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     let base = 0;
     if (event.parentHash !== undefined) {
       const parent = blockOf(event.parentHash);
-      base = parent === NIL ? 0 : this.#blocks.tokensOf(parent) & TOKEN_MASK;
+      base = parent === NIL ? 0 : this.#blocks.tokenCountOf(parent);
     }
     // A copy's blocks are known, so their counts are too: an offload names no parent even when it
     // copies the middle of a sequence, and counting it from the root would overwrite them.
@@ -1146,7 +1163,7 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   /** Makes `block` hot: every holder becomes findable by its group in O(1). */
   #promote(block: number, holders: number): void {
-    this.#blocks.setTokens(block, (this.#blocks.tokensOf(block) | HOT_BIT) >>> 0);
+    this.#blocks.setHot(block, true);
     this.#hotCounts.set(block, holders);
     let prev = NIL;
     for (let h = this.#blocks.headOf(block); h !== NIL; h = this.#holders.get(h, BLOCK_NEXT)) {
@@ -1157,7 +1174,7 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   #demote(block: number): void {
     this.#hotCounts.delete(block);
-    this.#blocks.setTokens(block, this.#blocks.tokensOf(block) & TOKEN_MASK);
+    this.#blocks.setHot(block, false);
     for (let h = this.#blocks.headOf(block); h !== NIL; h = this.#holders.get(h, BLOCK_NEXT)) {
       const group = this.#groups[this.#slab.owner(h)] as HolderGroup;
       group.hotByBlock?.delete(block);
@@ -1173,7 +1190,7 @@ class CompactCacheIndex implements CompactIndexEngine {
   }
 
   #isHot(block: number): boolean {
-    return (this.#blocks.tokensOf(block) & HOT_BIT) !== 0;
+    return this.#blocks.isHot(block);
   }
 
   /** Records `prev` as the previous holder of `holder`, a holder of a hot block. */
@@ -1183,9 +1200,7 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   /** Sets a block's token count; 0 (unknown) keeps the count it has. */
   #setTokens(block: number, tokens: number): void {
-    if (tokens === 0) return;
-    const hot = this.#blocks.tokensOf(block) & HOT_BIT;
-    this.#blocks.setTokens(block, (tokens | hot) >>> 0);
+    if (tokens !== 0) this.#blocks.setTokenCount(block, tokens);
   }
 
   /**
@@ -1436,6 +1451,39 @@ class CompactCacheIndex implements CompactIndexEngine {
     replica.quieter = undefined;
     replica.louder = undefined;
   }
+}
+
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A prefix-match answer whose flags and hints a lookup fills in. */
+interface AnswerInProgress extends RouteAnswer {
+  chainTruncated: boolean;
+  evaluatedBlocks: number;
+  readonly hints: ReplicaHint[];
+}
+
+function newAnswer(): AnswerInProgress {
+  return {
+    reason: "prefix-match",
+    hints: [],
+    invalidField: "",
+    chainTruncated: false,
+    evaluatedBlocks: 0,
+    detail: "",
+  };
+}
+
+/** A hint of one shape for every lookup, filled in by it. */
+function blankHint(): Writable<ReplicaHint> {
+  return {
+    replicaId: "",
+    matchedBlocks: 0,
+    matchedTokens: 0,
+    freshness: 0,
+    tier: "gpu",
+    score: 0,
+    stats: undefined,
+  };
 }
 
 /** One evaluated replica: its run from the head of the chain. Reused from lookup to lookup. */

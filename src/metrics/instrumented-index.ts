@@ -68,12 +68,12 @@ class InstrumentedIndex implements CacheIndex {
     return outcome;
   }
 
-  lookup(query: RouteQuery): RouteAnswer {
+  lookup(query: RouteQuery, reuse?: boolean): RouteAnswer {
     // The hot path: two clock reads and O(1) recording, nothing allocated here.
     const startedAt = this.#clock.now();
     let answer: RouteAnswer;
     try {
-      answer = this.#next.lookup(query);
+      answer = this.#next.lookup(query, reuse);
     } catch (error) {
       // The service answers a lookup that failed inside the index NO_HINT (it fails open), so it
       // is counted as one.

@@ -95,41 +95,113 @@ export function statsToProto(
   stats: ReplicaStats | undefined,
 ): ReplicaStatsMessage | undefined {
   if (stats === undefined) return undefined;
+  return writeStats(blankStatsMessage(), replicaId, stats);
+}
+
+function blankStatsMessage(): ReplicaStatsMessage {
   return {
     $typeName: "inferencecache.v1.ReplicaStats",
-    replicaId,
-    activeRequests: stats.activeRequests,
-    queuedRequests: stats.queuedRequests,
-    kvCacheUsage: stats.kvCacheUsage,
+    replicaId: "",
+    activeRequests: 0,
+    queuedRequests: 0,
+    kvCacheUsage: 0,
   };
 }
 
-/** A hint as a message. */
-function hintToProto(hint: ReplicaHint): ReplicaHintMessage {
+function writeStats(
+  into: ReplicaStatsMessage,
+  replicaId: string,
+  stats: ReplicaStats,
+): ReplicaStatsMessage {
+  into.replicaId = replicaId;
+  into.activeRequests = stats.activeRequests;
+  into.queuedRequests = stats.queuedRequests;
+  into.kvCacheUsage = stats.kvCacheUsage;
+  return into;
+}
+
+/** Writes `hint`, with `stats` as its stats message, into `into`. */
+function writeHint(
+  into: ReplicaHintMessage,
+  hint: ReplicaHint,
+  stats: ReplicaStatsMessage | undefined,
+): ReplicaHintMessage {
+  into.replicaId = hint.replicaId;
+  into.matchedBlocks = hint.matchedBlocks;
+  into.matchedTokens = hint.matchedTokens;
+  into.freshness = hint.freshness;
+  into.score = hint.score;
+  into.stats = stats;
+  into.storageTier = TIER_TO_PROTO[hint.tier];
+  return into;
+}
+
+function blankHintMessage(): ReplicaHintMessage {
   return {
     $typeName: "inferencecache.v1.ReplicaHint",
-    replicaId: hint.replicaId,
-    matchedBlocks: hint.matchedBlocks,
-    matchedTokens: hint.matchedTokens,
-    freshness: hint.freshness,
-    score: hint.score,
-    stats: statsToProto(hint.replicaId, hint.stats),
-    storageTier: TIER_TO_PROTO[hint.tier],
+    replicaId: "",
+    matchedBlocks: 0,
+    matchedTokens: 0,
+    freshness: 0,
+    score: 0,
+    stats: undefined,
+    storageTier: StorageTier.UNSPECIFIED,
   };
+}
+
+/** Writes `answer`'s fields but its hints into `into`. */
+function writeAnswerFields(into: LookupRouteResponse, answer: RouteAnswer): LookupRouteResponse {
+  into.reasonCode = ROUTE_REASON_TO_PROTO[answer.reason];
+  into.invalidField = answer.invalidField;
+  into.chainTruncated = answer.chainTruncated;
+  into.evaluatedBlocks = answer.evaluatedBlocks;
+  into.detail = answer.detail;
+  return into;
 }
 
 /** The core's answer to a lookup as the contract's response. Cost: O(hints). */
 export function routeAnswerToProto(answer: RouteAnswer): LookupRouteResponse {
-  const hints: ReplicaHintMessage[] = [];
-  for (const hint of answer.hints) hints.push(hintToProto(hint));
-  return {
-    $typeName: "inferencecache.v1.LookupRouteResponse",
-    hints,
-    reasonCode: ROUTE_REASON_TO_PROTO[answer.reason],
-    invalidField: answer.invalidField,
-    chainTruncated: answer.chainTruncated,
-    evaluatedBlocks: answer.evaluatedBlocks,
-    detail: answer.detail,
+  const response = lookupRouteResponse(ReasonCode.UNSPECIFIED, "");
+  for (const hint of answer.hints) {
+    response.hints.push(
+      writeHint(blankHintMessage(), hint, statsToProto(hint.replicaId, hint.stats)),
+    );
+  }
+  return writeAnswerFields(response, answer);
+}
+
+/** `pool[i]`, made with `make` when the pool is not that long yet (it grows one at a time). */
+function pooled<T>(pool: T[], i: number, make: () => T): T {
+  let item = pool[i];
+  if (item === undefined) {
+    item = make();
+    pool.push(item);
+  }
+  return item;
+}
+
+/**
+ * A {@link routeAnswerToProto} that writes every answer into one response it returns each time,
+ * with a hint message per rank and a stats message per hint made as first needed: for a caller
+ * that is done with each response (has encoded it) before it converts the next. Cost: O(hints);
+ * nothing allocated once it has made as many hints as the largest answer has.
+ */
+export function createReusingRouteAnswerConverter(): (answer: RouteAnswer) => LookupRouteResponse {
+  const response = lookupRouteResponse(ReasonCode.UNSPECIFIED, "");
+  const hintMessages: ReplicaHintMessage[] = [];
+  const statsMessages: ReplicaStatsMessage[] = [];
+  return (answer) => {
+    const { hints } = answer;
+    for (let i = 0; i < hints.length; i++) {
+      const hint = hints[i] as ReplicaHint;
+      const stats =
+        hint.stats === undefined
+          ? undefined
+          : writeStats(pooled(statsMessages, i, blankStatsMessage), hint.replicaId, hint.stats);
+      response.hints[i] = writeHint(pooled(hintMessages, i, blankHintMessage), hint, stats);
+    }
+    response.hints.length = hints.length;
+    return writeAnswerFields(response, answer);
   };
 }
 

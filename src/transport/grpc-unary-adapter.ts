@@ -27,7 +27,9 @@ export interface GrpcUnaryAdapter {
  * a `requestDeserialize` that throws with INTERNAL; parsing in the handler lets a request that is
  * not valid protobuf get INVALID_ARGUMENT ("request is not a valid <TypeName>") instead, the same
  * message whichever codec parsed it (the codec's own account of the problem is not sent).
- * Any other failure goes through `toPublicError`. Size limits are grpc-js's: it answers
+ * Any other failure goes through `toPublicError`. A response is encoded as soon as the
+ * implementation returns it, before the handler returns to grpc-js, so an implementation may hand
+ * back a message that it overwrites at its next call. Size limits are grpc-js's: it answers
  * RESOURCE_EXHAUSTED for a message over the server's receive or send limit before or after the
  * handler runs.
  *

@@ -574,6 +574,38 @@ export function describeCacheIndexContract(
       });
     });
 
+    describe("answers and reuse", () => {
+      beforeEach(() => {
+        index.report(report({ replicaId: "long", stats: stats(2) }));
+        index.report(report({ replicaId: "short", prefixes: entries(chainOf(1, 2)) }));
+      });
+
+      it("leaves an answer kept by the caller as it was, whatever lookups follow", () => {
+        const kept = index.lookup(query());
+        const copy = structuredClone(kept);
+        index.lookup(query({ prefixHashes: chainOf(1, 2) }), true);
+        index.lookup(query({ prefixHashes: chainOf(1, 1) }));
+        expect(kept).toEqual(copy);
+        expect(kept.hints.map((h) => h.replicaId)).toEqual(["long", "short"]);
+      });
+
+      it("answers a lookup that lets its answer be reused as one that does not", () => {
+        const queries = [
+          query(),
+          query({ prefixHashes: chainOf(1, 2) }),
+          query({ maxHints: 1 }),
+          query({ candidateReplicaIds: ["short"] }),
+          query({ prefixHashes: chainOf(50, 2) }),
+          query({ tenant: "" }),
+          query(),
+        ];
+        const fresh = queries.map((q) => structuredClone(index.lookup(q)));
+        // Each reused answer is read before the next lookup, as the contract asks of the caller.
+        const reused = queries.map((q) => structuredClone(index.lookup(q, true)));
+        expect(reused).toEqual(fresh);
+      });
+    });
+
     describe("events", () => {
       it("applies additions with a scheme, and ignores and counts them without one", () => {
         const outcome = index.publish(

@@ -87,6 +87,28 @@ describe("createCompactCacheIndex() internals", () => {
     expect(index.lookup({ ...query, maxHints: 100_000_000 }).hints).toHaveLength(2);
   });
 
+  it("overwrites one answer, its list and its hints, lookup after lookup, when let reuse them", () => {
+    const { index, store } = setup();
+    store("a", [0, 1, 2]);
+    store("b", [0, 1]);
+    const query = (ids: number[], maxHints = 4) => ({
+      ...scope,
+      prefixHashes: ids.map((n) => hashOf(n)),
+      candidateReplicaIds: [],
+      maxHints,
+    });
+    const first = index.lookup(query([0, 1, 2]), true);
+    const [firstHint] = first.hints;
+    expect(first.hints.map((h) => `${h.replicaId}:${h.matchedBlocks}`)).toEqual(["a:3", "b:2"]);
+    const second = index.lookup(query([0, 1], 1), true);
+    expect(second).toBe(first);
+    expect(second.hints[0]).toBe(firstHint);
+    expect(second).toEqual(index.lookup(query([0, 1], 1)));
+    // The answers of lookups that do not reuse are new objects every time.
+    expect(index.lookup(query([0]))).not.toBe(index.lookup(query([0])));
+    expect(index.lookup(query([0]))).not.toBe(first);
+  });
+
   it("keeps no replica reachable once the sweeper removed it, though a lookup ranked it", async () => {
     const { clock, index } = setup();
     // Reported stats are copied into the replica's record, and a hint hands out that copy.

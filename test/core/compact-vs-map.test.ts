@@ -125,6 +125,8 @@ const operation = fc.oneof(
       ),
       scheme: fc.constantFrom("s1", "s2"),
       maxHints: fc.integer({ min: 0, max: 8 }),
+      // Compared before the next operation, as the contract asks of a caller letting it reuse.
+      reuse: fc.boolean(),
       candidates: fc.oneof(
         { weight: 4, arbitrary: fc.constant([] as string[]) },
         { weight: 1, arbitrary: fc.uniqueArray(replica, { maxLength: 6 }) },
@@ -222,13 +224,16 @@ function apply(
       return index.sweep(o.budget);
     case "lookup":
       return comparable(
-        index.lookup({
-          ...scope,
-          hashScheme: o.scheme,
-          prefixHashes: o.chain.map((n) => hashOf(n)),
-          candidateReplicaIds: o.candidates,
-          maxHints: o.maxHints,
-        }),
+        index.lookup(
+          {
+            ...scope,
+            hashScheme: o.scheme,
+            prefixHashes: o.chain.map((n) => hashOf(n)),
+            candidateReplicaIds: o.candidates,
+            maxHints: o.maxHints,
+          },
+          o.reuse,
+        ),
       );
     case "advance":
       return undefined;

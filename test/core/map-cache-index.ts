@@ -223,10 +223,10 @@ class MapCacheIndex implements CacheIndex {
   }
 
   lookup(query: RouteQuery): RouteAnswer {
-    const checked = checkRouteQuery(query, this.#options.maxChainLength);
-    if ("answer" in checked) return checked.answer;
-    const { depth, truncated } = checked;
+    const depth = checkRouteQuery(query, this.#options.maxChainLength);
+    if (typeof depth !== "number") return depth;
     const { prefixHashes } = query;
+    const truncated = depth < prefixHashes.length;
 
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     const table = scope?.schemes.get(query.hashScheme);

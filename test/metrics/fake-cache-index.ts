@@ -22,7 +22,7 @@ import type { ManualClock } from "../support/manual-clock.js";
 export type FakeCall =
   | { readonly method: "report"; readonly argument: CacheReport }
   | { readonly method: "publish"; readonly argument: EventBatch }
-  | { readonly method: "lookup"; readonly argument: RouteQuery }
+  | { readonly method: "lookup"; readonly argument: RouteQuery; readonly reuse?: boolean }
   | { readonly method: "describe"; readonly argument: ScopeQuery }
   | { readonly method: "sweep"; readonly argument: number }
   | {
@@ -64,8 +64,12 @@ export class FakeCacheIndex implements CacheIndex {
     return this.publishOutcome;
   }
 
-  lookup(query: RouteQuery): RouteAnswer {
-    this.#called({ method: "lookup", argument: query });
+  lookup(query: RouteQuery, reuse?: boolean): RouteAnswer {
+    this.#called(
+      reuse === undefined
+        ? { method: "lookup", argument: query }
+        : { method: "lookup", argument: query, reuse },
+    );
     this.clock?.advance(this.lookupMs);
     return this.routeAnswer;
   }

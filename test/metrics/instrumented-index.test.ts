@@ -61,6 +61,7 @@ describe("createInstrumentedIndex()", () => {
     expect(index.report(report)).toBe(next.reportOutcome);
     expect(index.publish(batch)).toBe(next.publishOutcome);
     expect(index.lookup(query)).toBe(next.routeAnswer);
+    expect(index.lookup(query, true)).toBe(next.routeAnswer);
     expect(index.describe(scope)).toBe(next.scopeState);
     expect(index.sweep(42)).toBe(next.sweepOutcome);
     expect(index.size()).toBe(next.indexSize);
@@ -68,6 +69,7 @@ describe("createInstrumentedIndex()", () => {
       { method: "report", argument: report },
       { method: "publish", argument: batch },
       { method: "lookup", argument: query },
+      { method: "lookup", argument: query, reuse: true },
       { method: "describe", argument: scope },
       { method: "sweep", argument: 42 },
       { method: "size", argument: undefined },

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import {
   type Client,
   Code,
@@ -12,7 +12,9 @@ import {
   CacheIndexService,
   DropReason,
   LookupRouteRequestSchema,
+  LookupRouteResponseSchema,
   ReasonCode,
+  ReportCacheStateRequestSchema,
   StreamConnection,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { CacheIndex } from "../../src/core/cache-index.js";
@@ -275,6 +277,42 @@ describe("createCacheIndexService()", () => {
     );
     expect(answer.reasonCode).toBe(ReasonCode.NO_HINT);
     expect(failures).toHaveLength(1);
+  });
+
+  it("with reuseLookupResponses, overwrites one response and its hints, call after call", () => {
+    const reporting = createCacheIndexService({ index, clock });
+    reporting.reportCacheState(
+      create(ReportCacheStateRequestSchema, {
+        ...scope,
+        replicaId: "pod-a",
+        prefixes: prefixes(1, 3),
+        stats: { activeRequests: 3, queuedRequests: 1, kvCacheUsage: 0.25 },
+      }),
+    );
+    reporting.reportCacheState(
+      create(ReportCacheStateRequestSchema, {
+        ...scope,
+        replicaId: "pod-b",
+        prefixes: prefixes(1, 1),
+      }),
+    );
+    const lookup = (count: number) =>
+      create(LookupRouteRequestSchema, { ...scope, prefixHashes: chainOf(1, count) });
+    const reusing = createCacheIndexService({ index, clock, reuseLookupResponses: true });
+    const expectedLong = toJson(LookupRouteResponseSchema, reporting.lookupRoute(lookup(3)));
+    const expectedShort = toJson(LookupRouteResponseSchema, reporting.lookupRoute(lookup(1)));
+
+    const first = reusing.lookupRoute(lookup(3));
+    expect(toJson(LookupRouteResponseSchema, first)).toEqual(expectedLong);
+    expect(first.hints[0]?.stats?.replicaId).toBe("pod-a");
+    const [firstHint] = first.hints;
+    const second = reusing.lookupRoute(lookup(1));
+    expect(second).toBe(first);
+    expect(second.hints[0]).toBe(firstHint);
+    expect(toJson(LookupRouteResponseSchema, second)).toEqual(expectedShort);
+    expect(toJson(LookupRouteResponseSchema, reusing.lookupRoute(lookup(3)))).toEqual(expectedLong);
+    // Without the option every response is the caller's to keep.
+    expect(reporting.lookupRoute(lookup(1))).not.toBe(reporting.lookupRoute(lookup(1)));
   });
 
   it("describes a (tenant, model) with GetCacheState", async () => {

@@ -1,12 +1,17 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
+  type LookupRouteResponse,
   LookupRouteResponseSchema,
   ReasonCode,
   StorageTier,
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { RouteAnswer } from "../../src/core/types.js";
-import { lookupRouteResponse, routeAnswerToProto } from "../../src/service/message-conversion.js";
+import {
+  createReusingRouteAnswerConverter,
+  lookupRouteResponse,
+  routeAnswerToProto,
+} from "../../src/service/message-conversion.js";
 
 const noAnswer = {
   hints: [],
@@ -48,6 +53,35 @@ const answers: ReadonlyArray<[string, RouteAnswer, ReasonCode]> = [
     ReasonCode.PREFIX_MATCH,
   ],
   [
+    "a prefix match, stats on the second hint only",
+    {
+      ...noAnswer,
+      reason: "prefix-match",
+      hints: [
+        {
+          replicaId: "pod-c",
+          matchedBlocks: 2,
+          matchedTokens: 32,
+          freshness: 0.5,
+          tier: "disk",
+          score: 4,
+          stats: undefined,
+        },
+        {
+          replicaId: "pod-d",
+          matchedBlocks: 2,
+          matchedTokens: 32,
+          freshness: 0.25,
+          tier: "other",
+          score: 2,
+          stats: { activeRequests: 0, queuedRequests: 7, kvCacheUsage: 1 },
+        },
+      ],
+      evaluatedBlocks: 2,
+    },
+    ReasonCode.PREFIX_MATCH,
+  ],
+  [
     "an invalid request",
     { ...noAnswer, reason: "invalid-request", invalidField: "prefix_hashes[3]", detail: "empty" },
     ReasonCode.INVALID_REQUEST,
@@ -60,36 +94,56 @@ const answers: ReadonlyArray<[string, RouteAnswer, ReasonCode]> = [
   ],
 ];
 
+function expectedMessage(answer: RouteAnswer, reasonCode: ReasonCode): LookupRouteResponse {
+  return create(LookupRouteResponseSchema, {
+    hints: answer.hints.map((hint) => ({
+      replicaId: hint.replicaId,
+      matchedBlocks: hint.matchedBlocks,
+      matchedTokens: hint.matchedTokens,
+      freshness: hint.freshness,
+      score: hint.score,
+      stats: hint.stats && { replicaId: hint.replicaId, ...hint.stats },
+      storageTier: {
+        gpu: StorageTier.GPU,
+        cpu: StorageTier.CPU,
+        disk: StorageTier.DISK,
+        other: StorageTier.OTHER,
+      }[hint.tier],
+    })),
+    reasonCode,
+    invalidField: answer.invalidField,
+    chainTruncated: answer.chainTruncated,
+    evaluatedBlocks: answer.evaluatedBlocks,
+    detail: answer.detail,
+  });
+}
+
+function expectSameMessage(message: LookupRouteResponse, expected: LookupRouteResponse): void {
+  // toEqual treats an unset `stats: undefined` as absent, as protobuf-es does, and nothing else.
+  expect(message).toEqual(expected);
+  expect(Object.keys(message)).toEqual(Object.keys(expected));
+  expect(toBinary(LookupRouteResponseSchema, message)).toEqual(
+    toBinary(LookupRouteResponseSchema, expected),
+  );
+}
+
 describe("routeAnswerToProto()", () => {
   it.each(answers)("builds the message create() would for %s", (_, answer, reasonCode) => {
-    const expected = create(LookupRouteResponseSchema, {
-      hints: answer.hints.map((hint) => ({
-        replicaId: hint.replicaId,
-        matchedBlocks: hint.matchedBlocks,
-        matchedTokens: hint.matchedTokens,
-        freshness: hint.freshness,
-        score: hint.score,
-        stats: hint.stats && { replicaId: hint.replicaId, ...hint.stats },
-        storageTier: {
-          gpu: StorageTier.GPU,
-          cpu: StorageTier.CPU,
-          disk: StorageTier.DISK,
-          other: StorageTier.OTHER,
-        }[hint.tier],
-      })),
-      reasonCode,
-      invalidField: answer.invalidField,
-      chainTruncated: answer.chainTruncated,
-      evaluatedBlocks: answer.evaluatedBlocks,
-      detail: answer.detail,
-    });
-    const message = routeAnswerToProto(answer);
-    // toEqual treats an unset `stats: undefined` as absent, as protobuf-es does, and nothing else.
-    expect(message).toEqual(expected);
-    expect(Object.keys(message)).toEqual(Object.keys(expected));
-    expect(toBinary(LookupRouteResponseSchema, message)).toEqual(
-      toBinary(LookupRouteResponseSchema, expected),
-    );
+    expectSameMessage(routeAnswerToProto(answer), expectedMessage(answer, reasonCode));
+  });
+});
+
+describe("createReusingRouteAnswerConverter()", () => {
+  it("builds each answer's message into one object, whatever answers came before", () => {
+    const convert = createReusingRouteAnswerConverter();
+    // Every answer after every other: lists that grow and shrink, stats that come and go.
+    const sequence = answers.flatMap((first) => answers.flatMap((second) => [first, second]));
+    const first = convert(sequence[0]?.[1] as RouteAnswer);
+    for (const [, answer, reasonCode] of sequence) {
+      const message = convert(answer);
+      expect(message).toBe(first);
+      expectSameMessage(message, expectedMessage(answer, reasonCode));
+    }
   });
 });
 
