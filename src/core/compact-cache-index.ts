@@ -438,18 +438,62 @@ class CompactCacheIndex implements CompactIndexEngine {
 
     const now = this.#options.clock.now();
     this.#lookupNow = now;
-    const nowTick = Math.floor(now - this.#base);
-    const ttl = this.#options.ttlMs;
-    const liveSince = nowTick - ttl;
     const limit =
       query.maxHints === 0
         ? this.#options.defaultMaxHints
         : Math.min(query.maxHints, this.#options.maxHintsLimit);
+    const best = this.#best;
+    best.reset(limit);
+    this.#search(resolved, limit, Math.floor(now - this.#base), stamp, filtered);
+
+    if (best.count === 0) return noHint("no-hint", "", depth, truncated, "");
+    const answer = reuse ? this.#reused : newAnswer();
+    answer.chainTruncated = truncated;
+    answer.evaluatedBlocks = depth;
+    const hints = answer.hints;
+    for (let i = 0; i < best.count; i++) {
+      const c = best.at(i);
+      const replica = c.replica as ReplicaRecord;
+      const hint = reuse ? this.#reusedHint(i) : blankHint();
+      hint.replicaId = replica.id;
+      hint.matchedBlocks = c.blocks;
+      hint.matchedTokens = c.tokens;
+      hint.freshness = c.freshness;
+      hint.tier = c.tier;
+      hint.score = c.score;
+      hint.stats = replica.stats;
+      hints[i] = hint;
+    }
+    // Filled in order, so the list stays packed; a reused one may have held more.
+    hints.length = best.count;
+    best.release();
+    return answer;
+  }
+
+  /**
+   * A lookup's search of its `resolved` levels (see the class comment), into #best, which was reset
+   * to `limit`. A method apart from lookup, and too large for V8 to inline into it, so that it has
+   * its own inlining budget: the helpers it calls for every holder it visits are inlined, and none
+   * of them returns a number boxed into a heap object. Reads the chain and its bounds that lookup
+   * wrote (#chain, #maxTokens) and its clock reading (#lookupNow).
+   */
+  #search(
+    resolved: number,
+    limit: number,
+    nowTick: number,
+    stamp: number,
+    filtered: boolean,
+  ): void {
+    const now = this.#lookupNow;
+    const chain = this.#chain;
+    const maxTokens = this.#maxTokens;
+    const blocks = this.#blocks;
+    const ttl = this.#options.ttlMs;
+    const liveSince = nowTick - ttl;
     // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
     const anyLive = this.#liveUntilMax >= now;
     const maxWeight = this.#tiers.max;
     const best = this.#best;
-    best.reset(limit);
     const evaluated = this.#evaluated;
     // Deepest level first. Before a level: every replica not yet evaluated either cannot beat the
     // k-th best or has a run ending at or above this level, so scores at most maxTokens[level]
@@ -504,29 +548,6 @@ class CompactCacheIndex implements CompactIndexEngine {
         }
       }
     }
-
-    if (best.count === 0) return noHint("no-hint", "", depth, truncated, "");
-    const answer = reuse ? this.#reused : newAnswer();
-    answer.chainTruncated = truncated;
-    answer.evaluatedBlocks = depth;
-    const hints = answer.hints;
-    for (let i = 0; i < best.count; i++) {
-      const c = best.at(i);
-      const replica = c.replica as ReplicaRecord;
-      const hint = reuse ? this.#reusedHint(i) : blankHint();
-      hint.replicaId = replica.id;
-      hint.matchedBlocks = c.blocks;
-      hint.matchedTokens = c.tokens;
-      hint.freshness = c.freshness;
-      hint.tier = c.tier;
-      hint.score = c.score;
-      hint.stats = replica.stats;
-      hints[i] = hint;
-    }
-    // Filled in order, so the list stays packed; a reused one may have held more.
-    hints.length = best.count;
-    best.release();
-    return answer;
   }
 
   /** The i-th hint of the reused answer, made the first time a lookup ranks that many. */
