@@ -87,7 +87,7 @@ describe("createCompactCacheIndex() internals", () => {
     expect(index.lookup({ ...query, maxHints: 100_000_000 }).hints).toHaveLength(2);
   });
 
-  it("overwrites one answer, its list and its hints, lookup after lookup, when let reuse them", () => {
+  it("overwrites one answer, its list and its hints, from one lookup with reuse to the next", () => {
     const { index, store } = setup();
     store("a", [0, 1, 2]);
     store("b", [0, 1]);

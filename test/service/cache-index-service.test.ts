@@ -20,6 +20,7 @@ import {
 import type { CacheIndex } from "../../src/core/cache-index.js";
 import { createCacheIndex } from "../../src/core/create-cache-index.js";
 import { createCacheIndexService } from "../../src/service/cache-index-service.js";
+import { FakeCacheIndex } from "../metrics/fake-cache-index.js";
 import { chainOf, hashOf } from "../support/hashes.js";
 import { kvEventSource } from "../support/kv-event-source.js";
 import { ManualClock } from "../support/manual-clock.js";
@@ -313,6 +314,18 @@ describe("createCacheIndexService()", () => {
     expect(toJson(LookupRouteResponseSchema, reusing.lookupRoute(lookup(3)))).toEqual(expectedLong);
     // Without the option every response is the caller's to keep.
     expect(reporting.lookupRoute(lookup(1))).not.toBe(reporting.lookupRoute(lookup(1)));
+  });
+
+  it("lets the index reuse its answer only with reuseLookupResponses, and hands it the request", () => {
+    const request = create(LookupRouteRequestSchema, { ...scope, prefixHashes: chainOf(1, 2) });
+    for (const reuse of [false, true]) {
+      const fake = new FakeCacheIndex();
+      createCacheIndexService({ index: fake, clock, reuseLookupResponses: reuse }).lookupRoute(
+        request,
+      );
+      expect(fake.calls).toEqual([{ method: "lookup", argument: request, reuse }]);
+      expect(fake.calls[0]?.argument).toBe(request);
+    }
   });
 
   it("describes a (tenant, model) with GetCacheState", async () => {
