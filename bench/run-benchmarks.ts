@@ -264,8 +264,9 @@ lookup's extra CPU above is the median of each server's own difference, so it ne
 difference of the two medians in the table. Server CPU (all its threads, from \`/proc/<pid>/task/*/schedstat\`, in
 nanoseconds) is read around each phase. On this host a server's ratio holds steady from phase to
 phase but moves from one server process to the next (by a tenth or more: the range above), so a
-single server's figure decides nothing. Absolute figures move with the machine's load; the
-ratios are the comparable figures.
+single server's figure decides nothing. The median over servers moves too, by a few hundredths from
+one run of \`make bench\` to the next at the same code, so a median within that of 1.3x decides
+nothing either. Absolute figures move with the machine's load; the ratios are the comparable figures.
 `;
 writeFileSync(repo("bench/RESULTS.md"), results);
 console.log("wrote bench/RESULTS.md");
