@@ -25,16 +25,6 @@ export function prefixFingerprint(hash: Uint8Array, out: Uint32Array, at = 0): v
       0;
     return;
   }
-  foldedFingerprint(hash, out, at);
-}
-
-/**
- * The fingerprint of a hash that is not 8 bytes long. Apart from prefixFingerprint so that the
- * usual case stays small: V8 inlines a lookup's helpers up to a total size, and whatever does not
- * fit is called, its number results boxed into heap objects (garbage on every lookup).
- */
-function foldedFingerprint(hash: Uint8Array, out: Uint32Array, at: number): void {
-  const length = hash.length;
   let high = 0x811c9dc5 ^ length;
   let low = 0x9747b28c ^ Math.imul(length, 0x01000193);
   for (let i = 0; i < length; i++) {
