@@ -444,7 +444,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         : Math.min(query.maxHints, this.#options.maxHintsLimit);
     const best = this.#best;
     best.reset(limit);
-    this.#search(resolved, limit, Math.floor(now - this.#base), stamp, filtered);
+    this.#search(resolved, limit, stamp, filtered);
 
     if (best.count === 0) return noHint("no-hint", "", depth, truncated, "");
     const answer = reuse ? this.#reused : newAnswer();
@@ -477,14 +477,9 @@ class CompactCacheIndex implements CompactIndexEngine {
    * of them returns a number boxed into a heap object. Reads the chain and its bounds that lookup
    * wrote (#chain, #maxTokens) and its clock reading (#lookupNow).
    */
-  #search(
-    resolved: number,
-    limit: number,
-    nowTick: number,
-    stamp: number,
-    filtered: boolean,
-  ): void {
+  #search(resolved: number, limit: number, stamp: number, filtered: boolean): void {
     const now = this.#lookupNow;
+    const nowTick = Math.floor(now - this.#base);
     const chain = this.#chain;
     const maxTokens = this.#maxTokens;
     const blocks = this.#blocks;
@@ -697,7 +692,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     for (const group of this.#groups) grouped += group?.count ?? 0;
     if (grouped !== live) problems.push(`groups count ${grouped} holders, but there are ${live}`);
     for (const [block, count] of holdersOf) {
-      const hot = this.#isHot(block);
+      const hot = this.#blocks.isHot(block);
       let inList = 0;
       for (
         let h = this.#blocks.headOf(block);
@@ -728,7 +723,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     for (const group of this.#groups) {
       if (group?.hotByBlock === undefined) continue;
       for (const [block, holder] of group.hotByBlock) {
-        if (!this.#isHot(block) || this.#holders.get(holder, BLOCK) !== block) {
+        if (!this.#blocks.isHot(block) || this.#holders.get(holder, BLOCK) !== block) {
           problems.push(`group ${group.id} indexes holder ${holder} for block ${block}, wrongly`);
         }
       }
@@ -813,7 +808,7 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   /** The holder of `block` in `group`, or NIL. Cold blocks are walked; `#walked` says how far. */
   #holderOf(block: number, group: number): number {
-    if (this.#isHot(block)) {
+    if (this.#blocks.isHot(block)) {
       this.#walkedPrev = PREV_UNKNOWN;
       return (this.#groups[group] as HolderGroup).hotByBlock?.get(block) ?? NIL;
     }
@@ -900,7 +895,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         // holders: the count that decides promotion is taken again (the group holds none of it).
         block = blocks.find(group.scheme.id, high, low);
         walked = 0;
-        if (block !== NIL && !this.#isHot(block)) {
+        if (block !== NIL && !this.#blocks.isHot(block)) {
           this.#holderOf(block, group.id);
           walked = this.#walked;
         }
@@ -932,7 +927,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     this.#confirm(holder, tick, tier);
     if (this.#logging) this.#logTiered(holder);
     this.#appendNewest(holder);
-    const hot = this.#isHot(block);
+    const hot = this.#blocks.isHot(block);
     this.#pushBlockFront(holder, block, hot);
     group.count++;
     group.scheme.entries++;
@@ -1162,7 +1157,7 @@ class CompactCacheIndex implements CompactIndexEngine {
   #removeHolder(holder: number, prev = PREV_UNKNOWN): void {
     const group = this.#groups[this.#slab.owner(holder)] as HolderGroup;
     const block = this.#holders.get(holder, BLOCK);
-    const hot = this.#isHot(block);
+    const hot = this.#blocks.isHot(block);
     this.#unlinkFromBlock(holder, block, hot, prev);
     if (hot) {
       group.hotPrev?.delete(holder);
@@ -1208,10 +1203,6 @@ class CompactCacheIndex implements CompactIndexEngine {
     group.hotPrev ??= new Map();
     group.hotByBlock.set(block, holder);
     group.hotPrev.set(holder, prev);
-  }
-
-  #isHot(block: number): boolean {
-    return this.#blocks.isHot(block);
   }
 
   /** Records `prev` as the previous holder of `holder`, a holder of a hot block. */
@@ -1436,7 +1427,7 @@ class CompactCacheIndex implements CompactIndexEngine {
    */
   #moveToBlockFront(holder: number, block: number, knownPrev = PREV_UNKNOWN): void {
     if (this.#blocks.headOf(block) === holder) return;
-    const hot = this.#isHot(block);
+    const hot = this.#blocks.isHot(block);
     this.#unlinkFromBlock(holder, block, hot, knownPrev);
     this.#pushBlockFront(holder, block, hot);
   }

@@ -308,11 +308,7 @@ export function encodeLookupRouteResponse(response: LookupRouteResponse): Buffer
   const view = bytes === scratch ? scratchView : new DataView(bytes.buffer);
   let pos = 0;
   for (const hint of hints) pos = writeHint(bytes, view, pos, hint);
-  checkInt32(reasonCode, `${RESPONSE}.reason_code`);
-  if (reasonCode !== 0) {
-    bytes[pos] = TAG.reasonCode;
-    pos = putInt32(bytes, pos + 1, reasonCode);
-  }
+  pos = int32Field(bytes, pos, TAG.reasonCode, reasonCode, `${RESPONSE}.reason_code`);
   pos = stringField(bytes, pos, TAG.invalidField, invalidField);
   if (chainTruncated) {
     bytes[pos] = TAG.chainTruncated;
@@ -348,11 +344,7 @@ function writeHint(bytes: Uint8Array, view: DataView, pos: number, hint: Replica
     bytes[p] = TAG.stats;
     p = writeStats(bytes, view, p + 2, stats);
   }
-  checkInt32(hint.storageTier, `${HINT}.storage_tier`);
-  if (hint.storageTier !== 0) {
-    bytes[p] = TAG.storageTier;
-    p = putInt32(bytes, p + 1, hint.storageTier);
-  }
+  p = int32Field(bytes, p, TAG.storageTier, hint.storageTier, `${HINT}.storage_tier`);
   return endNested(bytes, body, p);
 }
 
@@ -388,6 +380,20 @@ function uint32Field(
   if (value === 0) return pos;
   bytes[pos] = tag;
   return putUint32(bytes, pos + 1, value);
+}
+
+/** Checks `value` first, throwing protobuf-es's error for `field` when it is not an int32. */
+function int32Field(
+  bytes: Uint8Array,
+  pos: number,
+  tag: number,
+  value: number,
+  field: string,
+): number {
+  checkInt32(value, field);
+  if (value === 0) return pos;
+  bytes[pos] = tag;
+  return putInt32(bytes, pos + 1, value);
 }
 
 function doubleField(
