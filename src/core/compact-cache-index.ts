@@ -64,6 +64,11 @@ interface SchemeScope {
   entries: number;
   /** Replicas' groups under it; at 0 it holds nothing and is released (see #releaseGroup). */
   groups: number;
+  /**
+   * Its groups in tie order (lower load, then replica id: `winsTie`). A lookup whose hints tie
+   * with many holders of a block reads the winners from here (see #resolveTies).
+   */
+  readonly byRank: HolderGroup[];
 }
 
 /** A replica known under one (tenant, model). */
@@ -71,6 +76,8 @@ interface ReplicaRecord {
   readonly id: ReplicaId;
   readonly scope: ModelScope;
   stats: ReplicaStats | undefined;
+  /** What ties are broken on: its stats' running plus waiting requests; 0 without stats. */
+  load: number;
   lastSeenAt: number;
   /** Until when a live stream vouches for its entries (see keepAlive); -Infinity when never. */
   liveUntil: number;
@@ -104,6 +111,11 @@ export interface CompactIndexEngine extends CacheIndex {
   /** Holder slots that clears naming a tier have examined since the index was made: their cost. */
   readonly tierClearVisits: number;
   /**
+   * Levels of lookups whose tie with the k-th best hint the tie order settled before the block's
+   * list ended (see #resolveTies), since the index was made.
+   */
+  readonly tiesSettledInOrder: number;
+  /**
    * What is inconsistent in the index's bookkeeping, as sentences; empty when nothing is. Answers
    * can stay right while it drifts (a stale count only changes which path a membership test
    * takes), so the property tests run this after every operation. Cost: O(holders); for tests and
@@ -112,7 +124,10 @@ export interface CompactIndexEngine extends CacheIndex {
   consistencyProblems(): string[];
 }
 
-/** Internal thresholds of {@link createCompactCacheIndex}; tests lower them to exercise both paths. */
+/**
+ * Internal thresholds of {@link createCompactCacheIndex} (any left out take their defaults); tests
+ * lower them to exercise every path.
+ */
 export interface CompactIndexTuning {
   /**
    * A block becomes hot (its holders indexed per replica) when it reaches this many holders.
@@ -124,9 +139,19 @@ export interface CompactIndexTuning {
    * @default 8
    */
   readonly hotDemote: number;
+  /**
+   * A lookup that has met `t` holders of a hot block tied with its k-th best hint also reads the
+   * block's possible winners in tie order (see #resolveTies) once `t * t` reaches this times its
+   * hints limit times the replicas under the scheme: the point where that order, which finds about
+   * one tied holder in (replicas / tied holders), is likely the cheaper way to the winners.
+   * @default 2
+   */
+  readonly tieRunScale: number;
 }
 
-const DEFAULT_TUNING: CompactIndexTuning = { hotPromote: 32, hotDemote: 8 };
+/** Steps in tie order without a tied holder after which #resolveTies takes them half as often. */
+const TIE_MISSES = 8;
+const DEFAULT_TUNING: CompactIndexTuning = { hotPromote: 32, hotDemote: 8, tieRunScale: 2 };
 const GPU = tierBit("gpu");
 const NO_GROUPS: readonly HolderGroup[] = [];
 /**
@@ -170,7 +195,9 @@ const KEEP_AFTER_REBASE = 2 ** 27;
  * that exists, each new replica seen is evaluated once (its consecutive run from the head, by
  * membership probes), and the search stops when the k-th best score beats every score a replica not
  * yet evaluated could reach. A block held by thousands of replicas (the system prompt every request
- * starts with) is therefore read only until its freshest holders fill the hints, not in full.
+ * starts with) is therefore read only until its freshest holders fill the hints, not in full;
+ * when thousands of them tie (confirmed in one millisecond, or renewed by one sweep), the tie's
+ * winners are also read from the scheme's replicas in tie order (lower load, then id).
  * A write stores a chain's new blocks for a replica in consecutive slots, so the replica's holder
  * of a chain's next block is first looked for beside its holder of the previous one (one read of
  * the slot's block). Failing that, membership of a replica in a block with many holders ("hot") is
@@ -180,9 +207,12 @@ const KEEP_AFTER_REBASE = 2 ** 27;
  */
 export function createCompactCacheIndex(
   options: CacheIndexOptions,
-  tuning: CompactIndexTuning = DEFAULT_TUNING,
+  tuning: Partial<CompactIndexTuning> = {},
 ): CompactIndexEngine {
-  return new CompactCacheIndex(resolveCacheIndexOptions(options).options, tuning);
+  return new CompactCacheIndex(resolveCacheIndexOptions(options).options, {
+    ...DEFAULT_TUNING,
+    ...tuning,
+  });
 }
 
 class CompactCacheIndex implements CompactIndexEngine {
@@ -227,6 +257,7 @@ class CompactCacheIndex implements CompactIndexEngine {
   readonly #best = new TopCandidates();
   #allowed = new Uint32Array(64);
   #stamp = 0;
+  #tiesSettledInOrder = 0;
   /** The clock reading of the lookup in progress, for #evaluate. */
   #lookupNow = 0;
   /** Holders seen by the last cold membership walk, for promotion. */
@@ -281,7 +312,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     const now = this.#options.clock.now();
     const tick = this.#tick(now);
     const replica = this.#touchReplica(report.tenant, report.model, report.replicaId, now);
-    if (report.stats !== undefined) replica.stats = copyStats(report.stats);
+    if (report.stats !== undefined) this.#setStats(replica, report.stats);
     const dropped = emptyDropCounts();
     const evicted = emptyEvictionCounts();
     const accepted = this.#add(
@@ -332,7 +363,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         continue;
       }
       applied++;
-      if (event.stats !== undefined) replica.stats = copyStats(event.stats);
+      if (event.stats !== undefined) this.#setStats(replica, event.stats);
       switch (event.type) {
         case "prefix-added":
           addedPrefixes += this.#add(
@@ -444,7 +475,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         : Math.min(query.maxHints, this.#options.maxHintsLimit);
     const best = this.#best;
     best.reset(limit);
-    this.#search(resolved, limit, stamp, filtered);
+    this.#search(resolved, limit, stamp, filtered, scheme.byRank);
 
     if (best.count === 0) return noHint("no-hint", "", depth, truncated, "");
     const answer = reuse ? this.#reused : newAnswer();
@@ -475,9 +506,16 @@ class CompactCacheIndex implements CompactIndexEngine {
    * to `limit`. A method apart from lookup, and too large for V8 to inline into it, so that it has
    * its own inlining budget: the helpers it calls for every holder it visits are inlined, and none
    * of them returns a number boxed into a heap object. Reads the chain and its bounds that lookup
-   * wrote (#chain, #maxTokens) and its clock reading (#lookupNow).
+   * wrote (#chain, #maxTokens) and its clock reading (#lookupNow). `ranked` is the scheme's groups
+   * in tie order.
    */
-  #search(resolved: number, limit: number, stamp: number, filtered: boolean): void {
+  #search(
+    resolved: number,
+    limit: number,
+    stamp: number,
+    filtered: boolean,
+    ranked: readonly HolderGroup[],
+  ): void {
     const now = this.#lookupNow;
     const nowTick = Math.floor(now - this.#base);
     const chain = this.#chain;
@@ -490,6 +528,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     const maxWeight = this.#tiers.max;
     const best = this.#best;
     const evaluated = this.#evaluated;
+    const tieThreshold = this.#tuning.tieRunScale * limit * ranked.length;
     // Deepest level first. Before a level: every replica not yet evaluated either cannot beat the
     // k-th best or has a run ending at or above this level, so scores at most maxTokens[level]
     // (times the best tier weight).
@@ -501,8 +540,10 @@ class CompactCacheIndex implements CompactIndexEngine {
       // Reaching the head block with the hints not yet full, every deeper level was read in full:
       // a replica not yet evaluated holds no deeper block of the chain, so its run is the head.
       const runLimit = level === 0 && best.count < limit ? 1 : resolved;
+      const block = chain[level] as number;
+      let ties = 0;
       for (
-        let holder = blocks.headOf(chain[level] as number);
+        let holder = blocks.headOf(block);
         holder !== NIL;
         holder = this.#holders.get(holder, BLOCK_NEXT)
       ) {
@@ -517,6 +558,13 @@ class CompactCacheIndex implements CompactIndexEngine {
           // Every later holder of this level is older; those whose run includes this level score
           // below the k-th best, and those whose run stops above it are met at that level.
           if (kth.score > bound) break;
+          // A long run of holders tied with the k-th best (confirmed in the same millisecond, say):
+          // only those that win the tie can enter, and the tie order finds them without reading
+          // the whole run.
+          if (kth.score === bound && ++ties * ties >= tieThreshold && blocks.isHot(block)) {
+            this.#resolveTies(level, block, holder, runLimit, stamp, filtered, ranked);
+            break;
+          }
         }
         const group = this.#slab.owner(holder);
         if (confirmed < liveSince) {
@@ -542,6 +590,126 @@ class CompactCacheIndex implements CompactIndexEngine {
           best.offerSpare();
         }
       }
+    }
+  }
+
+  /**
+   * Finishes #search's reading of hot `block` at `level` from `from`, its list's first holder not
+   * yet read, where that holder ties with the k-th best (the hints are full). A holder can enter
+   * only by winning the tie: its bound equals the k-th best's score and it ranks before that
+   * replica in `winsTie` order. Two readings go in step, and whichever ends first has found every
+   * such holder:
+   * - the block's list, as #search reads it: it ends at a holder whose bound is below the k-th
+   *   best's score (every later one is older);
+   * - `ranked`, the scheme's groups in tie order, each one's holder of the block (its hot map)
+   *   taken if tied: it ends at the first group that does not win the tie with the k-th best,
+   *   which no later group does either.
+   * When most of a block's holders tie, the tie order meets a winner at nearly every step, and a
+   * tie among thousands ends within a few steps more than the hints. When the winners sit far down
+   * the tie order, its steps are taken ever less often (see TIE_MISSES), so they add a few dozen
+   * to the list's; they never outnumber the list's steps. Every holder taken is
+   * evaluated as #search does, and any evaluation is a true score: reading both orders changes
+   * what is read, not the answer.
+   */
+  #resolveTies(
+    level: number,
+    block: number,
+    from: number,
+    runLimit: number,
+    stamp: number,
+    filtered: boolean,
+    ranked: readonly HolderGroup[],
+  ): void {
+    const now = this.#lookupNow;
+    const nowTick = Math.floor(now - this.#base);
+    const ttl = this.#options.ttlMs;
+    const liveSince = nowTick - ttl;
+    const anyLive = this.#liveUntilMax >= now;
+    const tokensBound = this.#maxTokens[level] as number;
+    const maxWeight = this.#tiers.max;
+    const best = this.#best;
+    const evaluated = this.#evaluated;
+    const tie = (best.kth as Candidate).score;
+    let holder = from;
+    let rank = 0;
+    // List steps per step in tie order, doubled after each TIE_MISSES steps in tie order that find
+    // no tied holder: where the winners sit far down the tie order, reading it costs a few dozen
+    // steps, not as many as the list.
+    let stride = 1;
+    let sinceRankStep = 0;
+    let misses = 0;
+    for (;;) {
+      if (holder === NIL) return;
+      const confirmed = this.#holders.get(holder, CONFIRMED) & TICK_MASK;
+      const bound = tokensBound * freshnessAt(nowTick - confirmed, ttl) * maxWeight;
+      if ((best.kth as Candidate).score > bound) return;
+      if (confirmed < liveSince && !anyLive) return;
+      const group = this.#slab.owner(holder);
+      if (evaluated[group] !== stamp) {
+        const expired = confirmed < liveSince;
+        const tied = (best.kth as Candidate).score === bound;
+        this.#offerTied(group, holder, expired, tied, level, runLimit, stamp, filtered, nowTick);
+      }
+      holder = this.#holders.get(holder, BLOCK_NEXT);
+      if (++sinceRankStep < stride) continue;
+      sinceRankStep = 0;
+
+      const next = ranked[rank++];
+      const kth = best.kth as Candidate;
+      if (
+        next === undefined ||
+        kth.score > tie ||
+        !winsTie(next.replica, kth.replica as ReplicaRecord)
+      ) {
+        this.#tiesSettledInOrder++;
+        return;
+      }
+      if (evaluated[next.id] === stamp) continue;
+      const held = next.hotByBlock?.get(block) ?? NIL;
+      const heldConfirmed = held === NIL ? 0 : this.#holders.get(held, CONFIRMED) & TICK_MASK;
+      if (
+        held === NIL ||
+        tokensBound * freshnessAt(nowTick - heldConfirmed, ttl) * maxWeight !== tie
+      ) {
+        if (++misses === TIE_MISSES) {
+          stride *= 2;
+          misses = 0;
+        }
+        continue;
+      }
+      misses = 0;
+      const heldExpired = heldConfirmed < liveSince;
+      this.#offerTied(next.id, held, heldExpired, true, level, runLimit, stamp, filtered, nowTick);
+    }
+  }
+
+  /**
+   * Evaluates `holder` of `group` (at `level`; `tied` when its bound is the k-th best's score) for
+   * #resolveTies, if #search would: live (or kept alive), its replica not yet evaluated, not
+   * losing a tie with the k-th best, and among the candidates when the lookup names some.
+   */
+  #offerTied(
+    group: number,
+    holder: number,
+    expired: boolean,
+    tied: boolean,
+    level: number,
+    runLimit: number,
+    stamp: number,
+    filtered: boolean,
+    nowTick: number,
+  ): void {
+    const replica = (this.#groups[group] as HolderGroup).replica;
+    if (expired && replica.liveUntil < this.#lookupNow) return;
+    if (this.#evaluated[group] === stamp) return;
+    const best = this.#best;
+    const kth = best.kth as Candidate;
+    if (tied && !winsTie(replica, kth.replica as ReplicaRecord)) return;
+    this.#evaluated[group] = stamp;
+    if (filtered && this.#allowed[group] !== stamp) return;
+    const liveSince = nowTick - this.#options.ttlMs;
+    if (this.#evaluate(best.spare, group, runLimit, level, holder, liveSince, nowTick)) {
+      best.offerSpare();
     }
   }
 
@@ -662,6 +830,10 @@ class CompactCacheIndex implements CompactIndexEngine {
     return this.#tierClearVisits;
   }
 
+  get tiesSettledInOrder(): number {
+    return this.#tiesSettledInOrder;
+  }
+
   get arrayBytes(): number {
     return this.#blocks.byteLength + this.#slab.byteLength + this.#holders.byteLength;
   }
@@ -719,6 +891,31 @@ class CompactCacheIndex implements CompactIndexEngine {
     }
     for (const block of this.#hotCounts.keys()) {
       if (!holdersOf.has(block)) problems.push(`block ${block} is counted, but nobody holds it`);
+    }
+    for (const scheme of this.#schemeScopes) {
+      if (scheme === undefined) continue;
+      const ranked = scheme.byRank;
+      if (ranked.length !== scheme.groups) {
+        problems.push(`scheme ${scheme.id} ranks ${ranked.length} of its ${scheme.groups} groups`);
+      }
+      ranked.forEach((group, i) => {
+        if (group.scheme !== scheme || this.#groups[group.id] !== group) {
+          problems.push(`scheme ${scheme.id} ranks group ${group.id} at ${i}, wrongly`);
+        }
+        const after = ranked[i + 1];
+        if (after !== undefined && !winsTie(group.replica, after.replica)) {
+          problems.push(`scheme ${scheme.id} ranks group ${group.id} before ${after.id}`);
+        }
+      });
+    }
+    for (const models of this.#tenants.values()) {
+      for (const scope of models.values()) {
+        for (const replica of scope.replicas.values()) {
+          if (replica.load !== loadOf(replica.stats)) {
+            problems.push(`replica ${replica.id} has load ${replica.load}, not its stats' load`);
+          }
+        }
+      }
     }
     for (const group of this.#groups) {
       if (group?.hotByBlock === undefined) continue;
@@ -1226,6 +1423,23 @@ class CompactCacheIndex implements CompactIndexEngine {
     return replica.groups.size < MAX_SCHEMES_PER_REPLICA;
   }
 
+  /** Keeps a copy of the replica's stats; a new load moves its groups in their tie order. */
+  #setStats(replica: ReplicaRecord, stats: ReplicaStats): void {
+    replica.stats = copyStats(stats);
+    const load = loadOf(stats);
+    const previous = replica.load;
+    if (load === previous) return;
+    for (const group of replica.groups.values()) {
+      // rankOf finds the group by the load it is ranked by (the previous one) and shiftToRank
+      // moves it by the new one; each group is in a tie order of its own scheme.
+      replica.load = previous;
+      const at = rankOf(group);
+      replica.load = load;
+      shiftToRank(group.scheme.byRank, at);
+    }
+    replica.load = load;
+  }
+
   /** Finds or creates the replica's group for `schemeName` (and the scheme's scope). */
   #groupFor(replica: ReplicaRecord, schemeName: HashScheme): HolderGroup {
     const known = replica.groups.get(schemeName);
@@ -1233,7 +1447,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     let scheme = replica.scope.schemes.get(schemeName);
     if (scheme === undefined) {
       const id = this.#freeSchemeIds.pop() ?? this.#schemeScopes.length;
-      scheme = { id, name: schemeName, scope: replica.scope, entries: 0, groups: 0 };
+      scheme = { id, name: schemeName, scope: replica.scope, entries: 0, groups: 0, byRank: [] };
       this.#schemeScopes[id] = scheme;
       replica.scope.schemes.set(schemeName, scheme);
     }
@@ -1247,6 +1461,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       hotByBlock: undefined,
       hotPrev: undefined,
     };
+    scheme.byRank.splice(positionOf(scheme.byRank, replica.load, replica.id), 0, group);
     this.#groups[id] = group;
     this.#slab.ensureGroups(id + 1);
     if (id >= this.#evaluated.length) {
@@ -1281,6 +1496,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         id,
         scope,
         stats: undefined,
+        load: 0,
         lastSeenAt: now,
         liveUntil: Number.NEGATIVE_INFINITY,
         holdings: 0,
@@ -1329,6 +1545,7 @@ class CompactCacheIndex implements CompactIndexEngine {
   /** Forgets a group that holds nothing, and its scheme scope once no group is under it. */
   #releaseGroup(group: HolderGroup): void {
     group.replica.groups.delete(group.scheme.name);
+    group.scheme.byRank.splice(rankOf(group), 1);
     this.#groups[group.id] = undefined;
     this.#freeGroupIds.push(group.id);
     const { scheme } = group;
@@ -1584,9 +1801,49 @@ class TopCandidates {
 }
 
 /** Load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
-function loadOf(replica: ReplicaRecord): number {
-  const { stats } = replica;
+function loadOf(stats: ReplicaStats | undefined): number {
   return stats === undefined ? 0 : stats.activeRequests + stats.queuedRequests;
+}
+
+/**
+ * Where a replica with `load` and `id` is, or would go, in `ranked` (in tie order): the number of
+ * groups there that win a tie with it. Cost: O(log n).
+ */
+function positionOf(ranked: readonly HolderGroup[], load: number, id: ReplicaId): number {
+  let low = 0;
+  let high = ranked.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const { replica } = ranked[middle] as HolderGroup;
+    if (replica.load < load || (replica.load === load && replica.id < id)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** Where `group` is in its scheme's `byRank`. Cost: O(log n). */
+function rankOf(group: HolderGroup): number {
+  const ranked = group.scheme.byRank;
+  const at = positionOf(ranked, group.replica.load, group.replica.id);
+  // Always found there while the order is kept; a scan keeps a slip from removing another group.
+  return ranked[at] === group ? at : ranked.indexOf(group);
+}
+
+/**
+ * Moves the group at `i` of `ranked`, whose load just changed, to its place in tie order. Cost:
+ * O(the groups it passes), which a small change of load keeps small.
+ */
+function shiftToRank(ranked: HolderGroup[], i: number): void {
+  const group = ranked[i] as HolderGroup;
+  while (i > 0 && winsTie(group.replica, (ranked[i - 1] as HolderGroup).replica)) {
+    ranked[i] = ranked[i - 1] as HolderGroup;
+    i--;
+  }
+  while (i + 1 < ranked.length && winsTie((ranked[i + 1] as HolderGroup).replica, group.replica)) {
+    ranked[i] = ranked[i + 1] as HolderGroup;
+    i++;
+  }
+  ranked[i] = group;
 }
 
 /** The order of `compareHints`: higher score, then lower load, then replica id. */
@@ -1598,7 +1855,6 @@ function ranksBefore(a: Candidate, b: Candidate): boolean {
 
 /** Whether `a` ranks before `b` when their scores are equal: lower load, then replica id. */
 function winsTie(a: ReplicaRecord, b: ReplicaRecord): boolean {
-  const load = loadOf(a) - loadOf(b);
-  if (load !== 0) return load < 0;
+  if (a.load !== b.load) return a.load < b.load;
   return a.id < b.id;
 }

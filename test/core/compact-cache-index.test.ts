@@ -7,6 +7,7 @@ import { isCollected } from "../support/collected.js";
 import { hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { describeCacheIndexContract } from "./cache-index-contract.js";
+import { createMapCacheIndex } from "./map-cache-index.js";
 
 describeCacheIndexContract("createCompactCacheIndex()", (options) =>
   createCompactCacheIndex(options),
@@ -14,12 +15,12 @@ describeCacheIndexContract("createCompactCacheIndex()", (options) =>
 
 const TTL = 1_000;
 /** Low thresholds, so that a few replicas make a block hot. */
-const HOT_AT_3: CompactIndexTuning = { hotPromote: 3, hotDemote: 2 };
+const HOT_AT_3: Partial<CompactIndexTuning> = { hotPromote: 3, hotDemote: 2 };
 const scope = { tenant: "acme", model: "m", hashScheme: "s" };
 const entriesOf = (ids: readonly number[]) =>
   ids.map((n) => ({ prefixHash: hashOf(n), tokenCount: (n + 1) * 16 }));
 
-function setup(tuning?: CompactIndexTuning, limits: { maxEntries?: number } = {}) {
+function setup(tuning?: Partial<CompactIndexTuning>, limits: { maxEntries?: number } = {}) {
   const clock = new ManualClock();
   const index = createCompactCacheIndex({ clock, ttlMs: TTL, ...limits }, tuning);
   const store = (replicaId: string, ids: number[]) =>
@@ -270,5 +271,94 @@ describe("createCompactCacheIndex() internals", () => {
     store("a", [0, 1]);
     // e, f and g tie on score and load, so they rank by id.
     expect(hintsFor([0, 1], 8)).toEqual(["a:2", "d:2", "e:1", "f:1", "g:1"]);
+  });
+
+  describe("a tie among thousands of holders of one block", () => {
+    const REPLICAS = 3_000;
+    /** Loads that leave the least loaded replicas scattered through the ids and the list. */
+    const loadOf = (i: number) => (i * 7_919) % 50;
+    const idOf = (i: number) => `r${String(i).padStart(4, "0")}`;
+
+    /** Every replica holds block 0 (and a block of its own), all confirmed in one millisecond. */
+    function tiedFleet(options: { loads: boolean; aliveOnly?: boolean }) {
+      const clock = new ManualClock();
+      const compact = createCompactCacheIndex({ clock, ttlMs: TTL });
+      const reference = createMapCacheIndex({ clock, ttlMs: TTL });
+      for (const index of [compact, reference]) {
+        for (let i = 0; i < REPLICAS; i++) {
+          index.report({
+            ...scope,
+            replicaId: idOf(i),
+            prefixes: entriesOf([0, 1_000 + i]),
+            ...(options.loads
+              ? { stats: { activeRequests: loadOf(i), queuedRequests: i % 2, kvCacheUsage: 0 } }
+              : {}),
+          });
+          // Past the TTL, only the replicas kept alive still count: every third one.
+          if (options.aliveOnly && i % 3 === 0) {
+            index.keepAlive({ ...scope, replicaId: idOf(i) }, clock.now() + 10 * TTL);
+          }
+        }
+      }
+      if (options.aliveOnly) clock.advance(2 * TTL);
+      const lookup = (candidates: string[] = [], maxHints = 4) => {
+        const query = {
+          ...scope,
+          prefixHashes: [hashOf(0), hashOf(999)],
+          candidateReplicaIds: candidates,
+          maxHints,
+        };
+        return { compact: compact.lookup(query), reference: reference.lookup(query) };
+      };
+      return { compact, reference, lookup };
+    }
+
+    it.each([
+      ["by load, then id", { loads: true }],
+      ["by id alone (no stats)", { loads: false }],
+      ["among replicas kept alive past the TTL", { loads: true, aliveOnly: true }],
+    ])("returns the tie's winners %s, read in tie order rather than the whole list", (_, how) => {
+      const { compact, lookup } = tiedFleet(how);
+      for (const maxHints of [1, 4, 16]) {
+        const before = compact.tiesSettledInOrder;
+        const answer = lookup([], maxHints);
+        expect(answer.compact).toEqual(answer.reference);
+        expect(answer.compact.hints).toHaveLength(maxHints);
+        expect(compact.tiesSettledInOrder - before).toBe(1);
+      }
+      expect(compact.consistencyProblems()).toEqual([]);
+    });
+
+    it("keeps to the candidates a lookup names", () => {
+      const { lookup } = tiedFleet({ loads: true });
+      const candidates = [idOf(2_999), idOf(1_500), idOf(7), idOf(2_000), idOf(123), idOf(42)];
+      const answer = lookup(candidates);
+      expect(answer.compact).toEqual(answer.reference);
+      expect(answer.compact.hints).toHaveLength(4);
+      for (const hint of answer.compact.hints) expect(candidates).toContain(hint.replicaId);
+    });
+
+    it("follows the replicas' loads as their stats change", () => {
+      const { compact, reference, lookup } = tiedFleet({ loads: true });
+      const first = lookup().compact.hints.map((h) => h.replicaId);
+      // The winners get busy, and one of the busiest replicas goes idle.
+      const busiest = idOf(
+        Array.from({ length: REPLICAS }, (_, i) => i).findLast((i) => loadOf(i) === 49) ?? 0,
+      );
+      const updates = [...first.map((id) => [id, 1_000] as const), [busiest, 0] as const];
+      for (const index of [compact, reference]) {
+        for (const [replicaId, active] of updates) {
+          const stats = { activeRequests: active, queuedRequests: 0, kvCacheUsage: 0 };
+          index.publish({ ...scope, replicaId, events: [{ type: "replica-updated", stats }] });
+        }
+      }
+      expect(compact.consistencyProblems()).toEqual([]);
+      // 60 replicas had load 0: the 56 not made busy and the one made idle now lead.
+      const answer = lookup([], 64);
+      expect(answer.compact).toEqual(answer.reference);
+      const after = answer.compact.hints.map((h) => h.replicaId);
+      expect(after.slice(0, 57)).toContain(busiest);
+      for (const id of first) expect(after).not.toContain(id);
+    });
   });
 });

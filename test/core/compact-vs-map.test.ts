@@ -250,6 +250,7 @@ describe("createCompactCacheIndex() against the v1 engine", () => {
   it.each([
     ["default hot thresholds", undefined],
     ["blocks turning hot and cold all the time", { hotPromote: 3, hotDemote: 2 }],
+    ["every tie read in tie order too", { hotPromote: 3, hotDemote: 2, tieRunScale: 0 }],
   ])("answers every operation the same, with many replicas on shared blocks (%s)", (_, tuning) => {
     fc.assert(
       fc.property(
