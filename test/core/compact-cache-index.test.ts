@@ -273,6 +273,25 @@ describe("createCompactCacheIndex() internals", () => {
     expect(hintsFor([0, 1], 8)).toEqual(["a:2", "d:2", "e:1", "f:1", "g:1"]);
   });
 
+  it("breaks ties by id right after numbering the replicas afresh", () => {
+    // Each id sorts between the last one and "c", so each order is halfway between the last's and
+    // "c"'s, until no number is left between them and the scope's replicas are numbered again.
+    const { clock, store, index } = setup();
+    const ids = ["b", "c", ...Array.from({ length: 80 }, (_, i) => `b${"1".repeat(i + 1)}`)];
+    for (const id of ids) store(id, [0]);
+    expect(index.consistencyProblems()).toEqual([]);
+    // Confirmed again in one millisecond, in reverse, so that the list's order is not the ids'.
+    clock.advance(1);
+    const reference = createMapCacheIndex({ clock, ttlMs: TTL });
+    for (const id of [...ids].reverse()) {
+      reference.report({ ...scope, replicaId: id, prefixes: entriesOf([0]) });
+      index.report({ ...scope, replicaId: id, prefixes: entriesOf([0]) });
+    }
+    const query = { ...scope, prefixHashes: [hashOf(0)], candidateReplicaIds: [], maxHints: 64 };
+    expect(index.lookup(query)).toEqual(reference.lookup(query));
+    expect(index.lookup(query).hints.slice(0, 2).map((h) => h.replicaId)).toEqual(["b", "b1"]);
+  });
+
   describe("a tie among thousands of holders of one block", () => {
     const REPLICAS = 3_000;
     /** Loads that leave the least loaded replicas scattered through the ids and the list. */
