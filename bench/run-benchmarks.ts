@@ -10,6 +10,7 @@ import { runMemoryBenchmark } from "./memory-bench.js";
 import { loadTrace } from "./mooncake-trace.js";
 import { formatReplayMarkdown, runReplayBenchmark } from "./replay-bench.js";
 import { fmt } from "./stats.js";
+import { formatTieMarkdown, runTieBenchmark } from "./tie-bench.js";
 import { runWriteBenchmark } from "./write-bench.js";
 
 /**
@@ -85,6 +86,11 @@ const replay = runReplayBenchmark({
   createIndex: () => createCacheIndex({ clock, maxEntries: 10_000_000, ttlMs: 86_400_000 }),
 });
 console.log(formatReplayMarkdown(replay));
+
+console.log("ties: 7,000 replicas holding one block at one freshness");
+const ties = runTieBenchmark({ replicas: 7_000, lookupsPerRound: 2_000, rounds: ROUNDS });
+console.log(formatTieMarkdown(ties));
+const oneMsTie = ties.find((t) => t.name.startsWith("confirmed in one millisecond, no stats"));
 
 // The targets are judged with one call in flight, as one gateway worker sends its lookups: the
 // figure a request sees. With 16 in flight the same replay shows the most the pair of processes
@@ -223,6 +229,21 @@ ${formatGrpcReplayMarkdown(grpcReplaySaturated)}
 Over gRPC the client is one process on bare HTTP/2 (\`bench/h2-unary-client.ts\`: about what a
 gateway's client does per call) and shares the machine's two cores with the server.
 
+## Ties: thousands of holders of one block, equally fresh
+
+When the freshest holders of a block outnumber the hints, the hints are the tie's winners (lower
+load, then replica id). A lookup reads the block's list, freshest first; past a run of about
+sqrt(2 x hints x replicas) tied holders it also reads the scheme's replicas in tie order, which ends
+at the first replica that loses the tie. Entries kept alive by KV-event streams tie in groups: the
+sweeper confirms every entry it renews in one sweep at that sweep's millisecond. See
+\`bench/tie-bench.ts\` (each lookup names block 0 and a block nobody holds).
+
+${formatTieMarkdown(ties)}
+
+In the renewal rows the replicas renewed together are also neighbours in id order (they first
+reported one after another), so the tie's winners sit far down the tie order and the list's own
+reading ends first: there the tie order costs a few dozen steps on top of the list's.
+
 ## \`LookupRoute\` against a no-op RPC (server in its own process, ${grpc.concurrency} calls in flight)
 
 | RPC | calls/s | p50 | p99 | server CPU per call |
@@ -278,6 +299,7 @@ const summary = `| figure | value |
 | in process: lookup p50 / p99, 7,000 workers | ${fmt(replay.lookupP50Us)} µs / ${fmt(replay.lookupP99Us)} µs |
 | in process: block writes/s, one core (batches of ${writes.blocksPerEvent}; of ${smallWrites.blocksPerEvent}) | ${fmt(writes.blockWritesPerSecond)}; ${fmt(smallWrites.blockWritesPerSecond)} |
 | KV events decoded and applied per second: one engine stream; 64 streams | ${fmt(kvStreams[0]?.eventsPerSecond ?? Number.NaN)}; ${fmt(kvStreams[1]?.eventsPerSecond ?? Number.NaN)} |
+| in process: lookup p50 / p99, 7,000 holders of one block confirmed in one millisecond | ${fmt(oneMsTie?.lookupP50Us ?? Number.NaN)} µs / ${fmt(oneMsTie?.lookupP99Us ?? Number.NaN)} µs |
 | Mooncake replay in process: block ops/s (logical ops/s) | ${fmt(replay.blockOpsPerSecond)} (${fmt(replay.opsPerSecond)}) |
 | Mooncake replay over gRPC (first 25%), one call in flight: block ops/s (logical ops/s); lookup p99 | ${fmt(grpcReplay.blockOpsPerSecond)} (${fmt(grpcReplay.opsPerSecond)}); ${fmt(grpcReplay.lookupP99Us / 1000)} ms |
 | gRPC \`LookupRoute\` p50 / p99, one call in flight (no-op: ${fmt(grpc.noopSerial.p50Us)} µs / ${fmt(grpc.noopSerial.p99Us)} µs) | ${fmt(grpc.lookupSerial.p50Us)} µs / ${fmt(grpc.lookupSerial.p99Us)} µs |
