@@ -54,7 +54,7 @@ interface ModelScope {
   readonly model: ModelId;
   readonly replicas: Map<ReplicaId, ReplicaRecord>;
   readonly schemes: Map<HashScheme, SchemeScope>;
-  /** Its replicas by id, their `order` increasing (see #placeById). */
+  /** Its replicas by id, their `order` increasing (see placeById). */
   readonly byId: ReplicaRecord[];
 }
 
@@ -849,8 +849,9 @@ class CompactCacheIndex implements CompactIndexEngine {
   /**
    * Checks that every holder is in its block's list and in the list by confirmation, that the
    * counts agree with the holders, that a block is marked hot exactly when it has a holder count
-   * and that count is its holders', and that the groups index the holders of hot blocks and
-   * nothing else.
+   * and that count is its holders', that the groups index the holders of hot blocks and
+   * nothing else, and that each scheme's groups are in tie order and each scope's replicas in id
+   * order, numbered to match, with loads that are their stats'.
    */
   consistencyProblems(): string[] {
     const problems: string[] = [];
