@@ -8,7 +8,7 @@ import {
 import { CHUNK_BITS, HolderSlab } from "./holder-slab.js";
 import { PagedRecords } from "./paged-records.js";
 import { prefixFingerprint } from "./prefix-fingerprint.js";
-import { freshnessAt } from "./ranking.js";
+import { freshnessAt, loadOf } from "./ranking.js";
 import {
   assertValidBatch,
   assertValidStats,
@@ -1823,11 +1823,6 @@ class TopCandidates {
     for (let i = 0; i <= this.#count; i++) (this.#slots[i] as Candidate).replica = undefined;
     this.#count = 0;
   }
-}
-
-/** Load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
-function loadOf(stats: ReplicaStats | undefined): number {
-  return stats === undefined ? 0 : stats.activeRequests + stats.queuedRequests;
 }
 
 /**

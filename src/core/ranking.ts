@@ -18,8 +18,8 @@ export function freshnessAt(ageMs: number, ttlMs: number): number {
 }
 
 /** The load a tie is broken on: requests running plus waiting; unknown stats count as idle. */
-function loadOf(hint: Ranked): number {
-  return hint.stats === undefined ? 0 : hint.stats.activeRequests + hint.stats.queuedRequests;
+export function loadOf(stats: ReplicaStats | undefined): number {
+  return stats === undefined ? 0 : stats.activeRequests + stats.queuedRequests;
 }
 
 /**
@@ -28,7 +28,7 @@ function loadOf(hint: Ranked): number {
  */
 export function compareHints(a: Ranked, b: Ranked): number {
   if (a.score !== b.score) return b.score - a.score;
-  const load = loadOf(a) - loadOf(b);
+  const load = loadOf(a.stats) - loadOf(b.stats);
   if (load !== 0) return load;
   return a.replicaId < b.replicaId ? -1 : a.replicaId > b.replicaId ? 1 : 0;
 }
