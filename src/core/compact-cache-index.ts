@@ -957,6 +957,14 @@ class CompactCacheIndex implements CompactIndexEngine {
    * the block at `knownLevel` (below `runLimit`), met by the caller: that block needs no probe.
    * The lookup's clock reading is `#lookupNow`: a double passed to a call that is not inlined
    * would be boxed, an allocation per evaluation.
+   *
+   * The run is read from `known` down to the head first, then up from `known`. A write stores a
+   * chain's blocks side by side in the group's chunk, so each step down from the holder in hand is
+   * usually one read beside it (#besideInChunk); read up from the head, the first block would
+   * need a probe of its own (a walk of its list, or its hot map), and the head block is the one
+   * most replicas share. Should a block below `knownLevel` be missing or expired, the run ends
+   * below it: it is read again from the head up to that block. Either way the run, its oldest
+   * confirmation and its weakest tier are those of the blocks from the head, as a walk up reads.
    */
   #evaluate(
     into: Candidate,
@@ -969,22 +977,53 @@ class CompactCacheIndex implements CompactIndexEngine {
   ): boolean {
     const replica = (this.#groups[group] as HolderGroup).replica;
     const tiers = this.#tiers;
-    let run = 0;
+    const lookupNow = this.#lookupNow;
     let oldest = Number.POSITIVE_INFINITY;
     let weight = Number.POSITIVE_INFINITY;
     let tierMask = GPU;
-    let previous = NIL;
-    for (; run < runLimit; run++) {
+    // Down from the known level; on success the walk up goes on from just above it.
+    let from = knownLevel + 1;
+    let limit = runLimit;
+    for (let level = knownLevel, holder = known; ; ) {
+      const word = this.#holders.get(holder, CONFIRMED);
+      const confirmed = word & TICK_MASK;
+      // Read only past the TTL: on a busy server the field is often a cache miss.
+      if (confirmed < liveSince && replica.liveUntil < lookupNow) {
+        holder = NIL;
+      } else {
+        if (confirmed < oldest) oldest = confirmed;
+        const mask = word >>> TIER_SHIFT;
+        if (tiers.weightOf(mask) < weight) {
+          weight = tiers.weightOf(mask);
+          tierMask = mask;
+        }
+        if (level === 0) break;
+        level--;
+        const block = this.#chain[level] as number;
+        const beside = this.#besideInChunk(holder, block);
+        holder = beside !== NIL ? beside : this.#holderOf(block, group);
+      }
+      if (holder === NIL) {
+        // The run ends below `level`: read it from the head, with nothing carried over.
+        oldest = Number.POSITIVE_INFINITY;
+        weight = Number.POSITIVE_INFINITY;
+        tierMask = GPU;
+        from = 0;
+        limit = level;
+        break;
+      }
+    }
+    let previous = from === 0 ? NIL : known;
+    let run = from;
+    for (; run < limit; run++) {
       const block = this.#chain[run] as number;
-      let holder = run === knownLevel ? known : NIL;
-      if (holder === NIL && previous !== NIL) holder = this.#besideInChunk(previous, block);
+      let holder = previous === NIL ? NIL : this.#besideInChunk(previous, block);
       if (holder === NIL) holder = this.#holderOf(block, group);
       if (holder === NIL) break;
       previous = holder;
       const word = this.#holders.get(holder, CONFIRMED);
       const confirmed = word & TICK_MASK;
-      // Read only past the TTL: on a busy server the field is often a cache miss.
-      if (confirmed < liveSince && replica.liveUntil < this.#lookupNow) break;
+      if (confirmed < liveSince && replica.liveUntil < lookupNow) break;
       if (confirmed < oldest) oldest = confirmed;
       const mask = word >>> TIER_SHIFT;
       if (tiers.weightOf(mask) < weight) {

@@ -42,6 +42,63 @@ function setup(tuning?: Partial<CompactIndexTuning>, limits: { maxEntries?: numb
 }
 
 describe("createCompactCacheIndex() internals", () => {
+  describe("reads a replica's run from the block it was met at down to the head", () => {
+    it.each([
+      ["cold blocks", undefined],
+      ["hot blocks", HOT_AT_3],
+    ])("across writes: blocks below stored apart (%s)", (_, tuning) => {
+      const { store, hintsFor } = setup(tuning);
+      for (const other of ["x", "y", "z"]) store(other, [0, 1]);
+      store("a", [0, 1]);
+      store("a", [2, 3]);
+      store("a", [4]);
+      expect(hintsFor([0, 1, 2, 3, 4, 5])).toEqual(["a:5", "x:2", "y:2", "z:2"]);
+    });
+
+    it.each([
+      ["cold blocks", undefined],
+      ["hot blocks", HOT_AT_3],
+    ])("ends the run at the first block missing from the head, below the one met (%s)", (_, tuning) => {
+      const { store, hintsFor } = setup(tuning);
+      for (const other of ["x", "y", "z"]) store(other, [0]);
+      // Blocks 2 and 5 exist (x holds them), so that the lookup reads the chain to its end.
+      store("x", [2, 5]);
+      store("a", [0, 1, 3, 4]);
+      store("a", [6, 7]);
+      expect(hintsFor([0, 1, 2, 3, 4, 5, 6, 7])).toEqual(["a:2", "x:1", "y:1", "z:1"]);
+    });
+
+    it("gives no run to a replica whose head block expired, however fresh the blocks below", () => {
+      const { clock, store, hintsFor } = setup();
+      store("a", [0]);
+      clock.advance(TTL / 2);
+      store("a", [1, 2]);
+      store("b", [0]);
+      clock.advance(TTL / 2 + 1);
+      expect(hintsFor([0, 1, 2])).toEqual(["b:1"]);
+    });
+
+    it("takes a run's freshness from its oldest block, wherever it sits", () => {
+      const { clock, index, store } = setup();
+      store("a", [0, 1, 2]);
+      clock.advance(TTL / 4);
+      store("a", [1, 2]);
+      store("b", [0, 1, 2]);
+      const hints = index.lookup({
+        ...scope,
+        prefixHashes: [0, 1, 2].map((n) => hashOf(n)),
+        candidateReplicaIds: [],
+        maxHints: 4,
+      }).hints;
+      expect(hints.map((h) => [h.replicaId, h.matchedBlocks])).toEqual([
+        ["b", 3],
+        ["a", 3],
+      ]);
+      // Its head block, a quarter of the TTL old: freshness falls by half over the TTL.
+      expect(hints[1]?.freshness).toBeCloseTo(0.875);
+    });
+  });
+
   it("does not take the first slot of another replica's chunk for a holder of the next block", () => {
     const { store, hintsFor } = setup();
     // 32 blocks stored deepest first: a's holder of block 0 is the last slot of its chunk.
