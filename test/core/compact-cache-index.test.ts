@@ -58,15 +58,18 @@ describe("createCompactCacheIndex() internals", () => {
     it.each([
       ["cold blocks", undefined],
       ["hot blocks", HOT_AT_3],
-    ])("ends the run at the first block missing from the head, below the one met (%s)", (_, tuning) => {
-      const { store, hintsFor } = setup(tuning);
-      for (const other of ["x", "y", "z"]) store(other, [0]);
-      // Blocks 2 and 5 exist (x holds them), so that the lookup reads the chain to its end.
-      store("x", [2, 5]);
-      store("a", [0, 1, 3, 4]);
-      store("a", [6, 7]);
-      expect(hintsFor([0, 1, 2, 3, 4, 5, 6, 7])).toEqual(["a:2", "x:1", "y:1", "z:1"]);
-    });
+    ])(
+      "ends the run at the first block missing from the head, below the one met (%s)",
+      (_, tuning) => {
+        const { store, hintsFor } = setup(tuning);
+        for (const other of ["x", "y", "z"]) store(other, [0]);
+        // Blocks 2 and 5 exist (x holds them), so that the lookup reads the chain to its end.
+        store("x", [2, 5]);
+        store("a", [0, 1, 3, 4]);
+        store("a", [6, 7]);
+        expect(hintsFor([0, 1, 2, 3, 4, 5, 6, 7])).toEqual(["a:2", "x:1", "y:1", "z:1"]);
+      },
+    );
 
     it("gives no run to a replica whose head block expired, however fresh the blocks below", () => {
       const { clock, store, hintsFor } = setup();
