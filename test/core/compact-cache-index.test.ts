@@ -97,7 +97,7 @@ describe("createCompactCacheIndex() internals", () => {
         ["b", 3],
         ["a", 3],
       ]);
-      // Its head block, a quarter of the TTL old: freshness falls by half over the TTL.
+      // Its oldest block is its head, a quarter of the TTL old (freshness falls to 1/2 at the TTL).
       expect(hints[1]?.freshness).toBeCloseTo(0.875);
     });
   });
