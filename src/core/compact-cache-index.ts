@@ -266,8 +266,14 @@ class CompactCacheIndex implements CompactIndexEngine {
   #allowed = new Uint32Array(64);
   #stamp = 0;
   #tiesSettledInOrder = 0;
-  /** The clock reading of the lookup in progress, for #evaluate. */
+  /**
+   * The lookup in progress, set once by lookup for its helpers: its clock reading, that reading in
+   * ticks, the oldest tick still within the TTL, and whether any replica is kept alive past it.
+   */
   #lookupNow = 0;
+  #lookupTick = 0;
+  #liveSince = 0;
+  #anyLive = false;
   /** Holders seen by the last cold membership walk, for promotion. */
   #walked = 0;
   /**
@@ -477,6 +483,10 @@ class CompactCacheIndex implements CompactIndexEngine {
 
     const now = this.#options.clock.now();
     this.#lookupNow = now;
+    this.#lookupTick = Math.floor(now - this.#base);
+    this.#liveSince = this.#lookupTick - this.#options.ttlMs;
+    // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
+    this.#anyLive = this.#liveUntilMax >= now;
     const limit =
       query.maxHints === 0
         ? this.#options.defaultMaxHints
@@ -514,8 +524,8 @@ class CompactCacheIndex implements CompactIndexEngine {
    * to `limit`. A method apart from lookup, and too large for V8 to inline into it, so that it has
    * its own inlining budget: the helpers it calls for every holder it visits are inlined, and none
    * of them returns a number boxed into a heap object. Reads the chain and its bounds that lookup
-   * wrote (#chain, #maxTokens) and its clock reading (#lookupNow). `ranked` is the scheme's groups
-   * in tie order.
+   * wrote (#chain, #maxTokens) and its clock reading (#lookupNow and what derives from it).
+   * `ranked` is the scheme's groups in tie order.
    */
   #search(
     resolved: number,
@@ -525,14 +535,13 @@ class CompactCacheIndex implements CompactIndexEngine {
     ranked: readonly HolderGroup[],
   ): void {
     const now = this.#lookupNow;
-    const nowTick = Math.floor(now - this.#base);
+    const nowTick = this.#lookupTick;
     const chain = this.#chain;
     const maxTokens = this.#maxTokens;
     const blocks = this.#blocks;
     const ttl = this.#options.ttlMs;
-    const liveSince = nowTick - ttl;
-    // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
-    const anyLive = this.#liveUntilMax >= now;
+    const liveSince = this.#liveSince;
+    const anyLive = this.#anyLive;
     const maxWeight = this.#tiers.max;
     const best = this.#best;
     const evaluated = this.#evaluated;
@@ -594,7 +603,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         evaluated[group] = stamp;
         if (filtered && this.#allowed[group] !== stamp) continue;
         const spare = best.spare;
-        if (this.#evaluate(spare, group, runLimit, level, holder, liveSince, nowTick)) {
+        if (this.#evaluate(spare, group, runLimit, level, holder)) {
           best.offerSpare();
         }
       }
@@ -628,11 +637,10 @@ class CompactCacheIndex implements CompactIndexEngine {
     filtered: boolean,
     ranked: readonly HolderGroup[],
   ): void {
-    const now = this.#lookupNow;
-    const nowTick = Math.floor(now - this.#base);
+    const nowTick = this.#lookupTick;
     const ttl = this.#options.ttlMs;
-    const liveSince = nowTick - ttl;
-    const anyLive = this.#liveUntilMax >= now;
+    const liveSince = this.#liveSince;
+    const anyLive = this.#anyLive;
     const tokensBound = this.#maxTokens[level] as number;
     const maxWeight = this.#tiers.max;
     const best = this.#best;
@@ -656,7 +664,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       if (evaluated[group] !== stamp) {
         const expired = confirmed < liveSince;
         const tied = (best.kth as Candidate).score === bound;
-        this.#offerTied(group, holder, expired, tied, level, runLimit, stamp, filtered, nowTick);
+        this.#offerTied(group, holder, expired, tied, level, runLimit, stamp, filtered);
       }
       holder = this.#holders.get(holder, BLOCK_NEXT);
       if (++sinceRankStep < stride) continue;
@@ -687,7 +695,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       }
       misses = 0;
       const heldExpired = heldConfirmed < liveSince;
-      this.#offerTied(next.id, held, heldExpired, true, level, runLimit, stamp, filtered, nowTick);
+      this.#offerTied(next.id, held, heldExpired, true, level, runLimit, stamp, filtered);
     }
   }
 
@@ -705,7 +713,6 @@ class CompactCacheIndex implements CompactIndexEngine {
     runLimit: number,
     stamp: number,
     filtered: boolean,
-    nowTick: number,
   ): void {
     const replica = (this.#groups[group] as HolderGroup).replica;
     if (expired && replica.liveUntil < this.#lookupNow) return;
@@ -715,8 +722,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     if (tied && !winsTie(replica, kth.replica as ReplicaRecord)) return;
     this.#evaluated[group] = stamp;
     if (filtered && this.#allowed[group] !== stamp) return;
-    const liveSince = nowTick - this.#options.ttlMs;
-    if (this.#evaluate(best.spare, group, runLimit, level, holder, liveSince, nowTick)) {
+    if (this.#evaluate(best.spare, group, runLimit, level, holder)) {
       best.offerSpare();
     }
   }
@@ -955,8 +961,8 @@ class CompactCacheIndex implements CompactIndexEngine {
    * `runLimit` blocks long, and returns true; returns false, leaving `into` as it was, if the group
    * has no run. Whether the run ranks is for `offerSpare` to say. `known` is the group's holder of
    * the block at `knownLevel` (below `runLimit`), met by the caller: that block needs no probe.
-   * The lookup's clock reading is `#lookupNow`: a double passed to a call that is not inlined
-   * would be boxed, an allocation per evaluation.
+   * The lookup's clock is read from the fields lookup set (#lookupNow and what derives from it):
+   * a double passed to a call that is not inlined would be boxed, an allocation per evaluation.
    *
    * The run is read from `known` down to the head first, then up from `known`. A write stores a
    * chain's blocks side by side in the group's chunk, so each step down from the holder in hand is
@@ -972,12 +978,11 @@ class CompactCacheIndex implements CompactIndexEngine {
     runLimit: number,
     knownLevel: number,
     known: number,
-    liveSince: number,
-    nowTick: number,
   ): boolean {
     const replica = (this.#groups[group] as HolderGroup).replica;
     const tiers = this.#tiers;
     const lookupNow = this.#lookupNow;
+    const liveSince = this.#liveSince;
     let oldest = Number.POSITIVE_INFINITY;
     let weight = Number.POSITIVE_INFINITY;
     let tierMask = GPU;
@@ -1033,7 +1038,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     }
     if (run === 0) return false;
     const tokens = this.#blocks.tokenCountOf(this.#chain[run - 1] as number);
-    const freshness = freshnessAt(nowTick - oldest, this.#options.ttlMs);
+    const freshness = freshnessAt(this.#lookupTick - oldest, this.#options.ttlMs);
     into.replica = replica;
     into.blocks = run;
     into.tokens = tokens;
