@@ -986,8 +986,9 @@ class CompactCacheIndex implements CompactIndexEngine {
       } else {
         if (confirmed < oldest) oldest = confirmed;
         const mask = word >>> TIER_SHIFT;
-        if (tiers.weightOf(mask) < weight) {
-          weight = tiers.weightOf(mask);
+        const maskWeight = tiers.weightOf(mask);
+        if (maskWeight < weight) {
+          weight = maskWeight;
           tierMask = mask;
         }
         if (level === 0) break;
@@ -1019,8 +1020,9 @@ class CompactCacheIndex implements CompactIndexEngine {
       if (confirmed < liveSince && replica.liveUntil < lookupNow) break;
       if (confirmed < oldest) oldest = confirmed;
       const mask = word >>> TIER_SHIFT;
-      if (tiers.weightOf(mask) < weight) {
-        weight = tiers.weightOf(mask);
+      const maskWeight = tiers.weightOf(mask);
+      if (maskWeight < weight) {
+        weight = maskWeight;
         tierMask = mask;
       }
     }
