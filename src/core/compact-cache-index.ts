@@ -18,7 +18,7 @@ import {
   problemError,
   tokenCountOf,
 } from "./request-validation.js";
-import { checkRouteQuery, copyStats, noHint } from "./route-query-check.js";
+import { checkRouteQuery, copyStats, noHint, schemesPresentDetail } from "./route-query-check.js";
 import { ALL_TIERS, TIER_COUNT, TierWeights, tierBit } from "./tier-weights.js";
 import {
   type CacheReport,
@@ -422,17 +422,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     const scheme = scope?.schemes.get(query.hashScheme);
     if (scope === undefined || scheme === undefined || scheme.entries === 0) {
-      const present =
-        scope === undefined
-          ? []
-          : [...scope.schemes.values()]
-              .filter((s) => s.entries > 0)
-              .map((s) => s.name)
-              .sort();
-      const detail =
-        present.length === 0
-          ? "no entries for this tenant and model"
-          : `no entries under this hash_scheme; schemes present: ${present.join(", ")}`;
+      const detail = schemesPresentDetail(scope === undefined ? [] : schemesWithEntries(scope));
       return noHint("no-hint", "", depth, truncated, detail);
     }
 
@@ -1748,6 +1738,11 @@ interface AnswerInProgress extends RouteAnswer {
   chainTruncated: boolean;
   evaluatedBlocks: number;
   readonly hints: ReplicaHint[];
+}
+
+/** The names of the scope's schemes that hold entries (a scheme stays while replicas use it). */
+function* schemesWithEntries(scope: ModelScope): Iterable<HashScheme> {
+  for (const scheme of scope.schemes.values()) if (scheme.entries > 0) yield scheme.name;
 }
 
 function newAnswer(): AnswerInProgress {

@@ -40,6 +40,33 @@ export function checkRouteQuery(query: RouteQuery, maxChainLength: number): Rout
   return depth;
 }
 
+/** The most scheme names {@link schemesPresentDetail} lists. */
+export const LISTED_SCHEMES = 8;
+
+/**
+ * The detail of a lookup whose tenant and model have no entries under its hash scheme: the schemes
+ * that have some, to expose a scheme mismatch. It lists the first LISTED_SCHEMES names in sort
+ * order and counts the rest, so that the answer stays small however many schemes a scope holds
+ * (a replica may use 8, but replicas are many). Cost: O(schemes), nothing sorted.
+ */
+export function schemesPresentDetail(present: Iterable<string>): string {
+  // The first names in sort order, kept sorted; a name that sorts after all of them when the list
+  // is full is only counted.
+  const first: string[] = [];
+  let count = 0;
+  for (const name of present) {
+    count++;
+    const full = first.length === LISTED_SCHEMES;
+    if (full && name >= (first[LISTED_SCHEMES - 1] as string)) continue;
+    let i = full ? LISTED_SCHEMES - 1 : first.length;
+    for (; i > 0 && (first[i - 1] as string) > name; i--) first[i] = first[i - 1] as string;
+    first[i] = name;
+  }
+  if (count === 0) return "no entries for this tenant and model";
+  const more = count > first.length ? ` and ${count - first.length} more` : "";
+  return `no entries under this hash_scheme; schemes present: ${first.join(", ")}${more}`;
+}
+
 /** An answer without hints. */
 export function noHint(
   reason: RouteAnswer["reason"],

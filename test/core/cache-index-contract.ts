@@ -426,6 +426,27 @@ export function describeCacheIndexContract(
         expect(answer.reason).toBe("no-hint");
         expect(answer.detail).toContain("xxhash-bs16");
       });
+
+      it("lists at most 8 schemes present, the first in sort order, and counts the rest", () => {
+        // Reported in reverse order, one replica each (a replica may hold at most 8 schemes).
+        for (let i = 19; i >= 0; i--) {
+          const hashScheme = `s-${String(i).padStart(2, "0")}`;
+          index.report(report({ replicaId: `pod-${i}`, hashScheme }));
+        }
+        const listed = "s-00, s-01, s-02, s-03, s-04, s-05, s-06, s-07";
+        expect(index.lookup(query()).detail).toBe(
+          `no entries under this hash_scheme; schemes present: ${listed} and 12 more`,
+        );
+      });
+
+      it("lists all of exactly 8 schemes present, with no count of more", () => {
+        for (let i = 7; i >= 0; i--) {
+          index.report(report({ replicaId: `pod-${i}`, hashScheme: `s-${i}` }));
+        }
+        expect(index.lookup(query()).detail).toBe(
+          "no entries under this hash_scheme; schemes present: s-0, s-1, s-2, s-3, s-4, s-5, s-6, s-7",
+        );
+      });
     });
 
     describe("matching and ranking", () => {

@@ -14,7 +14,12 @@ import {
   problemError,
   tokenCountOf,
 } from "../../src/core/request-validation.js";
-import { checkRouteQuery, copyStats, noHint } from "../../src/core/route-query-check.js";
+import {
+  checkRouteQuery,
+  copyStats,
+  noHint,
+  schemesPresentDetail,
+} from "../../src/core/route-query-check.js";
 import { ALL_TIERS, TierWeights, tierBit } from "../../src/core/tier-weights.js";
 import {
   type CacheReport,
@@ -231,11 +236,7 @@ class MapCacheIndex implements CacheIndex {
     const scope = this.#tenants.get(query.tenant)?.get(query.model);
     const table = scope?.schemes.get(query.hashScheme);
     if (scope === undefined || table === undefined) {
-      const present = scope === undefined ? [] : [...scope.schemes.keys()].sort();
-      const detail =
-        present.length === 0
-          ? "no entries for this tenant and model"
-          : `no entries under this hash_scheme; schemes present: ${present.join(", ")}`;
+      const detail = schemesPresentDetail(scope === undefined ? [] : scope.schemes.keys());
       return noHint("no-hint", "", depth, truncated, detail);
     }
 
