@@ -16,6 +16,18 @@ export type KvEventBatchResult =
   | { readonly error: string; readonly batch?: undefined };
 
 /**
+ * The most block hashes one batch may carry, its events' `block_hashes` together. Each hash is an
+ * array of its own (a 1-byte integer on the wire costs some 200 bytes of heap), so this, not the
+ * payload's size, bounds what decoding a batch allocates: about 60 MB at the cap. An engine step
+ * stores or evicts a few hundred blocks (its token budget over the block size); a cleared cache is
+ * one AllBlocksCleared event.
+ */
+export const MAX_BATCH_BLOCKS = 262_144;
+
+/** The most events one batch may carry, of known types or not (each known one is an object). */
+export const MAX_BATCH_EVENTS = 65_536;
+
+/**
  * Decodes the payload frame (the third) of a vLLM or SGLang KV-event message. Pure: no I/O, and it
  * never throws for any input; a payload it cannot decode gives `{ error }`, a message naming where
  * (`events[2].block_hashes[1]: expected an integer or bytes, got a string at byte 57`).
@@ -34,14 +46,16 @@ export type KvEventBatchResult =
  * `block_hashes`; a tag that is not a string, a map without `type`) rejects the whole batch: a
  * batch is one engine step's changes in order, and applying the events around a hole would leave
  * the index in a state the engine never was in. So do a batch without `ts` or `events`, a `ts` that
- * is not a finite number, and bytes after the batch.
+ * is not a finite number, bytes after the batch, and a batch over {@link MAX_BATCH_EVENTS} events
+ * or {@link MAX_BATCH_BLOCKS} block hashes (found from the lists' lengths, before their elements
+ * are read).
  *
  * Cost: O(payload bytes); allocates the output (one object per event, one array per hash) and
  * nothing per token or per skipped value.
  */
 export function decodeKvEventBatch(payload: Uint8Array): KvEventBatchResult {
   const reader = new MsgpackReader(payload);
-  const at: DecodeLocation = { event: -1, field: "", element: -1 };
+  const at: DecodeLocation = { event: -1, field: "", element: -1, hashes: 0 };
   try {
     const batch = readBatch(reader, at);
     if (reader.remaining > 0) {
@@ -76,6 +90,8 @@ interface DecodeLocation {
   field: string;
   /** Index in the field's list; -1 outside one. */
   element: number;
+  /** Block hashes read so far in the batch (not a location: the count MAX_BATCH_BLOCKS caps). */
+  hashes: number;
 }
 
 function locationText(at: DecodeLocation): string {
@@ -187,7 +203,14 @@ function readEvents(
   at: DecodeLocation,
   batch: Writable<KvEventBatch>,
 ): void {
+  const start = reader.offset;
   const length = reader.readArrayLength();
+  if (length > MAX_BATCH_EVENTS) {
+    throw schemaError(
+      `${length} events, more than the ${MAX_BATCH_EVENTS} a batch may carry`,
+      start,
+    );
+  }
   const events: KvEvent[] = [];
   let skipped = 0;
   for (let i = 0; i < length; i++) {
@@ -416,7 +439,15 @@ function readKey(reader: MsgpackReader, at: DecodeLocation, keys: readonly Uint8
 }
 
 function readBlockHashes(reader: MsgpackReader, at: DecodeLocation): BlockHash[] {
+  const start = reader.offset;
   const length = reader.readArrayLength();
+  at.hashes += length;
+  if (at.hashes > MAX_BATCH_BLOCKS) {
+    throw schemaError(
+      `${length} hashes would make the batch's ${at.hashes}, more than the ${MAX_BATCH_BLOCKS} a batch may carry`,
+      start,
+    );
+  }
   const hashes: BlockHash[] = [];
   for (let i = 0; i < length; i++) {
     at.element = i;

@@ -10,8 +10,12 @@ import {
   type MsgpackValue,
 } from "../../bench/msgpack-encoder.js";
 import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
-import { decodeKvEventBatch } from "../../src/kv-events/kv-event-decoder.js";
-import type { KvEventBatch } from "../../src/kv-events/kv-event-types.js";
+import {
+  decodeKvEventBatch,
+  MAX_BATCH_BLOCKS,
+  MAX_BATCH_EVENTS,
+} from "../../src/kv-events/kv-event-decoder.js";
+import type { BlockRemovedEvent, KvEventBatch } from "../../src/kv-events/kv-event-types.js";
 import { eventForm } from "../support/kv-event-form.js";
 import { hashBytes, kvEventCase } from "./kv-event-arbitraries.js";
 
@@ -399,6 +403,50 @@ describe("decodeKvEventBatch()", () => {
         ...[0xc6, 0xff, 0xff, 0xff, 0xf0, 1, 2],
       );
       expect(errorOf(hash)).toMatch(/^events\[0\]\.block_hashes\[0\]: declares 4294967280 bytes/);
+    });
+
+    /** [ts, events] with the events given as raw msgpack, after an array header of `count`. */
+    function batchOfRawEvents(count: number, ...events: Uint8Array[]): Uint8Array {
+      const header = Uint8Array.of(0xdd, count >>> 24, count >>> 16, count >>> 8, count);
+      return Buffer.concat([Uint8Array.of(0x92), encodeMsgpack(TS), header, ...events]);
+    }
+
+    /** One array-layout BlockRemoved event of `count` 1-byte hashes (fixint 1), as raw msgpack. */
+    function removedOfFixints(count: number): Uint8Array {
+      const head = [0x92, ...encodeMsgpack("BlockRemoved")];
+      const header = [0xdd, count >>> 24, count >>> 16, count >>> 8, count];
+      const bytes = new Uint8Array(head.length + header.length + count).fill(1);
+      bytes.set([...head, ...header]);
+      return bytes;
+    }
+
+    it(`rejects a batch carrying more than ${MAX_BATCH_BLOCKS} block hashes, events together`, () => {
+      // Each 1-byte hash would be an 8-byte array of its own: bytes on the wire cost 200 times as
+      // much heap, so the cap, not the payload's size, bounds what a batch can allocate.
+      const half = MAX_BATCH_BLOCKS / 2;
+      const two = (second: number) =>
+        batchOfRawEvents(2, removedOfFixints(half), removedOfFixints(second));
+      expect(
+        decodeOk(two(half)).events.map((e) => (e as BlockRemovedEvent).blockHashes.length),
+      ).toEqual([half, half]);
+      expect(errorOf(two(half + 1))).toMatch(
+        new RegExp(
+          `^events\\[1\\]\\.block_hashes: ${half + 1} hashes would make the batch's ${MAX_BATCH_BLOCKS + 1}, more than the ${MAX_BATCH_BLOCKS} a batch may carry at byte \\d+$`,
+        ),
+      );
+    });
+
+    it(`rejects a batch of more than ${MAX_BATCH_EVENTS} events, known or not`, () => {
+      const cleared = encodeMsgpack(["AllBlocksCleared"]);
+      const events = (count: number) => {
+        const bytes = new Uint8Array(count * cleared.length);
+        for (let i = 0; i < count; i++) bytes.set(cleared, i * cleared.length);
+        return batchOfRawEvents(count, bytes);
+      };
+      expect(decodeOk(events(MAX_BATCH_EVENTS)).events).toHaveLength(MAX_BATCH_EVENTS);
+      expect(errorOf(events(MAX_BATCH_EVENTS + 1))).toBe(
+        `events: ${MAX_BATCH_EVENTS + 1} events, more than the ${MAX_BATCH_EVENTS} a batch may carry at byte 10`,
+      );
     });
   });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
+import { MAX_BATCH_BLOCKS } from "../../src/kv-events/kv-event-decoder.js";
 import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
 import type { KvEventStream } from "../../src/kv-stream/kv-event-stream.js";
 import {
@@ -195,6 +196,20 @@ describe("createZmqKvEventStream()", () => {
     await engine.publish(1, Uint8Array.of(0x93, 0xc1)); // 0xc1 is never valid msgpack
     await engine.publish(2, batchPayload(3));
     await waitFor(() => sink.appliedTs.length === 2, "the batch after the bad one");
+
+    expect(sink.log).toEqual([`apply ${tsOf(1)}`, "clear undefined gap", `apply ${tsOf(3)}`]);
+    expect(stream.state()).toMatchObject({ decodeErrors: 1, replicas: [{ gaps: 1, lastSeq: 2 }] });
+  });
+
+  it(`skips a batch of more than MAX_BATCH_BLOCKS hashes as undecodable, and goes on`, async () => {
+    const engine = await startEngine();
+    const stream = await subscribe(engine, {}, sourceFor(engine, { replayEndpoint: undefined }));
+    await engine.publish(0, batchPayload(1));
+    // 1-byte hashes: a small payload whose hashes, decoded, would take some 60 MB of heap.
+    const hashes = Array.from({ length: MAX_BATCH_BLOCKS + 1 }, () => 1n);
+    await engine.publish(1, batchPayload(2, [blockRemoved(hashes)]));
+    await engine.publish(2, batchPayload(3));
+    await waitFor(() => sink.appliedTs.length === 2, "the batch after the big one");
 
     expect(sink.log).toEqual([`apply ${tsOf(1)}`, "clear undefined gap", `apply ${tsOf(3)}`]);
     expect(stream.state()).toMatchObject({ decodeErrors: 1, replicas: [{ gaps: 1, lastSeq: 2 }] });
