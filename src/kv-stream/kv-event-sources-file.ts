@@ -76,7 +76,8 @@ export async function readKvEventSourcesFile(path: string): Promise<KvEventSourc
  *   most {@link MAX_NAME_LENGTH} characters), and so is every replica id `replicaIdTemplate` makes
  *   from `replicaId`, up to the largest rank a batch can carry: else the index would refuse each
  *   of the source's batches, which only a throttled warning would tell.
- * - Names must be unique. An unknown field is an error (a misspelt `replay_endpoint` must not
+ * - Names must be unique, and so must the replica ids two sources of one tenant index batches
+ *   under (see {@link sharedReplicaIds}). An unknown field is an error (a misspelt `replay_endpoint` must not
  *   silently mean "no replay").
  *
  * Errors name the field as a path into the file: `sources[2].endpoint is required`.
@@ -103,10 +104,76 @@ export function parseKvEventSources(text: string): KvEventSourcesResult {
     if (names.has(parsed.source.name)) {
       return { error: `sources[${i}].name ${JSON.stringify(parsed.source.name)} is not unique` };
     }
+    for (let j = 0; j < sources.length; j++) {
+      const shared = sharedReplicaIds(sources[j] as KvEventSource, parsed.source);
+      if (shared !== undefined) {
+        const fix = shared.template
+          ? "give each source its own replicaId, and its replicaIdTemplate a {replica}"
+          : "give each source its own replicaId";
+        return {
+          error: `sources[${i}] would index batches under the replica ids of sources[${j}] (${shared.why}; tenant ${JSON.stringify(parsed.source.tenant)}): ${fix}`,
+        };
+      }
+    }
     names.add(parsed.source.name);
     sources.push(parsed.source);
   }
   return { sources };
+}
+
+/**
+ * How two sources of one tenant would index batches under one replica id, or undefined. Each would
+ * then clear, and keep alive, the other's entries: a restart or gap of one clears the other's
+ * replica. Checked: the same `replicaId` (batches without a rank); templates that make the same
+ * ids at every rank; and one's `replicaId` being the other's id at some rank. Not checked: ids
+ * that two different templates make alike at different ranks ("x{rank}" at 11, "x1{rank}" at 1).
+ * The index keys replicas by (tenant, model, id), and a source's LoRA adapters are models of its
+ * own choosing, so sources of one tenant are compared whatever their models.
+ */
+function sharedReplicaIds(
+  a: KvEventSource,
+  b: KvEventSource,
+): { readonly why: string; readonly template: boolean } | undefined {
+  if (a.tenant !== b.tenant) return undefined;
+  if (a.replicaId === b.replicaId) {
+    return { why: `replicaId ${JSON.stringify(a.replicaId)}`, template: false };
+  }
+  if (rankedForm(a) === rankedForm(b)) {
+    const made = [0, 1].map((rank) => JSON.stringify(replicaIdFor(a, rank))).join(", ");
+    const template = JSON.stringify(a.replicaIdTemplate);
+    return { why: `replicaIdTemplate ${template} makes ${made}, ...`, template: true };
+  }
+  for (const [ranked, plain] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    const rank = rankMaking(ranked, plain.replicaId);
+    if (rank !== undefined) {
+      const id = JSON.stringify(plain.replicaId);
+      return { why: `replicaId ${id} is its id at rank ${rank}`, template: false };
+    }
+  }
+  return undefined;
+}
+
+/** The source's template with its replica id in place, `{rank}` left as it is. */
+function rankedForm(source: KvEventSource): string {
+  return source.replicaIdTemplate.replaceAll("{replica}", source.replicaId);
+}
+
+/** The rank at which `source` indexes batches under `id`, or undefined when none does. */
+function rankMaking(source: KvEventSource, id: string): number | undefined {
+  const parts = rankedForm(source).split("{rank}").map(escapeRegExp);
+  // A rank is written as String(rank) makes it: no leading zeros; every {rank} is the same one.
+  const pattern = new RegExp(`^${parts[0]}(0|[1-9][0-9]*)${parts.slice(1).join("\\1")}$`);
+  const match = pattern.exec(id);
+  if (match === null) return undefined;
+  const rank = Number(match[1]);
+  return Number.isSafeInteger(rank) ? rank : undefined;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 function parseSource(

@@ -84,6 +84,22 @@ describe("parseKvEventSources()", () => {
     expect(parseKvEventSources(sourcesText(source)).sources?.[0]).toMatchObject(source);
   });
 
+  it("accepts one replica id in two tenants, and ids that no rank makes alike", () => {
+    const text = sourcesText(
+      { ...required, name: "a", replicaId: "pod" },
+      {
+        ...required,
+        name: "b",
+        endpoint: "tcp://10.0.0.8:5557",
+        replicaId: "pod",
+        tenant: "other",
+      },
+      { ...required, name: "c", endpoint: "tcp://10.0.0.9:5557", replicaId: "pod/dp" },
+      { ...required, name: "d", endpoint: "tcp://10.0.0.10:5557", replicaId: "pod/dp01" },
+    );
+    expect(parseKvEventSources(text).error).toBeUndefined();
+  });
+
   it("accepts an empty list", () => {
     expect(parseKvEventSources('{"sources": []}')).toEqual({ sources: [] });
   });
@@ -252,6 +268,30 @@ describe("parseKvEventSources()", () => {
       "two sources on the same endpoint",
       sourcesText(required, required),
       'sources[1].name "10.0.0.7:5557" is not unique',
+    ],
+    [
+      "two sources of one tenant under the same replicaId",
+      sourcesText(
+        { ...required, name: "a", replicaId: "pod" },
+        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod" },
+      ),
+      'sources[1] would index batches under the replica ids of sources[0] (replicaId "pod"; tenant "acme"): give each source its own replicaId',
+    ],
+    [
+      "two sources whose replicaIdTemplate makes the same ids at every rank",
+      sourcesText(
+        { ...required, name: "a", replicaIdTemplate: "dp{rank}" },
+        { ...required, endpoint: "tcp://10.0.0.8:5557", replicaIdTemplate: "dp{rank}" },
+      ),
+      'sources[1] would index batches under the replica ids of sources[0] (replicaIdTemplate "dp{rank}" makes "dp0", "dp1", ...; tenant "acme"): give each source its own replicaId, and its replicaIdTemplate a {replica}',
+    ],
+    [
+      "a replicaId that is another source's id at some rank",
+      sourcesText(
+        { ...required, name: "a", replicaId: "pod" },
+        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod/dp12" },
+      ),
+      'sources[1] would index batches under the replica ids of sources[0] (replicaId "pod/dp12" is its id at rank 12; tenant "acme"): give each source its own replicaId',
     ],
   ])("rejects %s", (_, text, expected) => {
     const { error } = parseKvEventSources(text);
