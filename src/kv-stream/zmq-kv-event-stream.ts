@@ -86,6 +86,11 @@ type ResolvedOptions = Required<Omit<ZmqKvEventStreamOptions, "logger">> & {
  *   wait in ZMQ's queue meanwhile and are applied after. Without a replay endpoint, on a timeout,
  *   or when the engine's buffer no longer reaches back, the replica is cleared
  *   (`clear(source, rank, "gap")`) and the stream restarts from the current batch.
+ * - After the connection was lost, an engine may have restarted and published batches the stream
+ *   never saw, its seq reaching where the old one's stopped. So each rank's first batch after a
+ *   reconnection, when it looks like the next one, is checked the same way when there is a replay
+ *   endpoint: a different history clears the replica as restarted, and no answer clears it as for
+ *   a gap. Without a replay endpoint such a batch is taken as the next one.
  * - While connected and not recovering a gap, `sink.keepAlive(source, now + livenessWindowMs)` is
  *   called after every applied batch and every quarter window; when the connection is lost it
  *   stops, so the replicas' entries age by their TTL once the window has passed.
@@ -128,6 +133,11 @@ interface ReplicaProgress {
    * until the connection is lost, and again from its next batch applied after that.
    */
   vouched: boolean;
+  /**
+   * Whether the connection was lost since the last batch applied: the engine may have restarted
+   * meanwhile, so the next batch is checked against the replay buffer before it is applied.
+   */
+  unconfirmed: boolean;
   batches: number;
   stored: number;
   removed: number;
@@ -298,6 +308,9 @@ class ZmqKvEventStream implements KvEventStream {
     const decision = decideSeq(replica.lastSeq, framed.seq, "live");
     switch (decision.action) {
       case "apply":
+        if (replica.unconfirmed && this.source.replayEndpoint !== undefined) {
+          return this.#recover(replica, undefined, framed.seq, batch);
+        }
         break;
       case "gap":
         replica.gaps++;
@@ -321,11 +334,12 @@ class ZmqKvEventStream implements KvEventStream {
 
   /**
    * Fills the gap before live batch `seq` from the replay endpoint, or clears the replica; then
-   * applies the live batch. Never rejects.
+   * applies the live batch. With `firstMissing` undefined, `seq` follows the last batch applied
+   * and only the history is checked (after a reconnection). Never rejects.
    */
   async #recover(
     replica: ReplicaProgress,
-    firstMissing: bigint,
+    firstMissing: bigint | undefined,
     seq: bigint,
     batch: KvEventBatch,
   ): Promise<void> {
@@ -336,10 +350,17 @@ class ZmqKvEventStream implements KvEventStream {
           ? { failed: "no replay endpoint is configured" }
           : await this.#replay(replica, this.source.replayEndpoint, seq);
       if (this.#closed) return;
-      const gap = { rank: replica.rank, firstMissing: String(firstMissing), seq: String(seq) };
+      const checking = firstMissing === undefined;
+      const gap = checking
+        ? { rank: replica.rank, seq: String(seq) }
+        : { rank: replica.rank, firstMissing: String(firstMissing), seq: String(seq) };
       if (outcome === "recovered") {
-        replica.replays++;
-        this.#log("info", gap, "KV-event gap filled from the engine's replay buffer");
+        if (checking) {
+          this.#log("info", gap, "KV-event replay after reconnecting shows the same history");
+        } else {
+          replica.replays++;
+          this.#log("info", gap, "KV-event gap filled from the engine's replay buffer");
+        }
       } else if (outcome === "restarted") {
         replica.replayFailures++;
         replica.restarts++;
@@ -350,7 +371,9 @@ class ZmqKvEventStream implements KvEventStream {
         this.#log(
           "warn",
           { ...gap, reason: outcome.failed },
-          "KV-event batches lost and not recoverable; clearing the replica",
+          checking
+            ? "KV-event history after reconnecting cannot be checked; clearing the replica"
+            : "KV-event batches lost and not recoverable; clearing the replica",
         );
         this.#clear(replica, "gap");
       }
@@ -413,6 +436,8 @@ class ZmqKvEventStream implements KvEventStream {
           }
           if (batch.ts !== replica.lastTs) return "restarted";
           sameHistory = true;
+          // Only the history was in doubt (after a reconnection): nothing is missing.
+          if (from + 1n === untilSeq) return "recovered";
           continue;
         }
         const decision = decideSeq(replica.lastSeq, framed.seq, "replay");
@@ -449,6 +474,7 @@ class ZmqKvEventStream implements KvEventStream {
   #apply(replica: ReplicaProgress, seq: bigint, batch: KvEventBatch): void {
     this.#sink.apply(this.source, batch);
     replica.vouched = true;
+    replica.unconfirmed = false;
     replica.lastSeq = seq;
     replica.lastTs = batch.ts;
     replica.lastBatchAt = this.#clock.now();
@@ -516,6 +542,7 @@ class ZmqKvEventStream implements KvEventStream {
         gapClears: 0,
         restartClears: 0,
         vouched: false,
+        unconfirmed: false,
       };
       this.#replicas.set(rank, replica);
     }
@@ -533,8 +560,12 @@ class ZmqKvEventStream implements KvEventStream {
     if (connection === "disconnected") {
       // An engine may restart while away, and an idle one would not say so: each rank is vouched
       // for again once it has a batch applied (a restarted rank's first batch, its seq starting
-      // over, clears its replica first).
-      for (const replica of this.#replicas.values()) replica.vouched = false;
+      // over, clears its replica first; one whose seq goes on from the old is checked against the
+      // replay buffer, see #onLiveMessage).
+      for (const replica of this.#replicas.values()) {
+        replica.vouched = false;
+        replica.unconfirmed = replica.lastSeq !== undefined;
+      }
     }
     this.#log(
       connection === "connected" ? "info" : "warn",

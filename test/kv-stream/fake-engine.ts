@@ -80,16 +80,19 @@ export class FakeEngine {
     if (router !== undefined) void this.#serveReplays(router);
   }
 
-  /** Binds the engine's sockets; `endpoint` rebinds a publisher that vanished on the same port. */
+  /**
+   * Binds the engine's sockets; `endpoint` and `replayEndpoint` rebind those of an engine that
+   * vanished, on the same ports (a `replayEndpoint` implies `replay`).
+   */
   static async start(
-    options: { replay?: boolean; topic?: string; endpoint?: string } = {},
+    options: { replay?: boolean; topic?: string; endpoint?: string; replayEndpoint?: string } = {},
   ): Promise<FakeEngine> {
     const publisher = new XPublisher({ linger: 0, verbosity: "allSubs" });
     await publisher.bind(options.endpoint ?? "tcp://127.0.0.1:*");
     let router: Router | undefined;
-    if (options.replay) {
+    if (options.replay || options.replayEndpoint !== undefined) {
       router = new Router({ linger: 0 });
-      await router.bind("tcp://127.0.0.1:*");
+      await router.bind(options.replayEndpoint ?? "tcp://127.0.0.1:*");
     }
     return new FakeEngine(publisher, router, publisher.lastEndpoint ?? "", options.topic ?? "");
   }

@@ -393,6 +393,66 @@ describe("createZmqKvEventStream()", () => {
     await waitFor(() => sink.keepAlives > atDisconnect, "keep-alives again");
   });
 
+  describe("after a reconnection, with a replay endpoint", () => {
+    /** Publishes batches 0..2, then replaces the engine with one on the same endpoints. */
+    async function reconnectTo(buffer: (seq: number) => Uint8Array) {
+      const engine = await startEngine({ replay: true });
+      const stream = await subscribe(engine);
+      for (let seq = 0; seq < 3; seq++) await engine.publish(seq, batchPayload(seq + 1));
+      await waitFor(() => sink.appliedTs.length === 3, "the first batches");
+      engine.close();
+      await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+      const again = await startEngine({
+        endpoint: engine.endpoint,
+        replayEndpoint: engine.replayEndpoint as string,
+      });
+      // What the engine published while the stream was away, seen only by its replay buffer.
+      for (let seq = 0; seq < 3; seq++) again.lose(seq, buffer(seq));
+      await again.waitForSubscriber();
+      await waitFor(() => stream.state().connection === "connected", "the reconnection");
+      return { stream, again };
+    }
+
+    it("clears a restarted engine's replica even when its new seq goes on from the old one", async () => {
+      // A new process whose first three batches were published while the stream was away: its
+      // next seq is the one the stream expects, and only the replay shows another history.
+      const { stream, again } = await reconnectTo((seq) => batchPayload(seq + 11));
+      await again.publish(3, batchPayload(14));
+      await waitFor(() => sink.appliedTs.length === 4, "the batch after the reconnection");
+
+      expect(again.replayRequests).toEqual([2n]);
+      expect(sink.log).toEqual([
+        `apply ${tsOf(1)}`,
+        `apply ${tsOf(2)}`,
+        `apply ${tsOf(3)}`,
+        "clear undefined restart",
+        `apply ${tsOf(14)}`,
+      ]);
+      expect(stream.state().replicas).toMatchObject([{ restarts: 1, lastSeq: 3, gaps: 0 }]);
+    });
+
+    it("goes on without clearing when the replay shows the same history", async () => {
+      const { stream, again } = await reconnectTo((seq) => batchPayload(seq + 1));
+      await again.publish(3, batchPayload(4));
+      await again.publish(4, batchPayload(5));
+      await waitFor(() => sink.appliedTs.length === 5, "the batches after the reconnection");
+
+      expect(again.replayRequests).toEqual([2n]);
+      expect(sink.log).toEqual([1, 2, 3, 4, 5].map((ts) => `apply ${tsOf(ts)}`));
+      expect(stream.state().replicas).toMatchObject([{ restarts: 0, replayFailures: 0 }]);
+    });
+
+    it("clears the replica when the replay cannot show the history", async () => {
+      const { stream, again } = await reconnectTo((seq) => batchPayload(seq + 1));
+      again.replay = { silent: true };
+      await again.publish(3, batchPayload(4));
+      await waitFor(() => sink.appliedTs.length === 4, "the batch after the reconnection");
+
+      expect(sink.log.slice(3)).toEqual(["clear undefined gap", `apply ${tsOf(4)}`]);
+      expect(stream.state().replicas).toMatchObject([{ replayFailures: 1, lastSeq: 3 }]);
+    });
+  });
+
   it("after a reconnection, vouches again only for the ranks that have published since", async () => {
     const engine = await startEngine();
     const stream = await subscribe(engine, { livenessWindowMs: 200 });
