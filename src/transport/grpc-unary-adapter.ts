@@ -10,6 +10,7 @@ import {
 import { createReflectionCodec, type GrpcMethodCodec } from "./grpc-method-codec.js";
 import { toPublicError, type UnexpectedErrorHandler } from "./public-error.js";
 import type { UnaryServiceImpl } from "./unary-service.js";
+import { unparsableMessage } from "./wire-problem.js";
 
 /** A grpc-js service definition and the handlers to register with it, ready for `addService`. */
 export interface GrpcUnaryAdapter {
@@ -25,8 +26,8 @@ export interface GrpcUnaryAdapter {
  * The definition moves raw bytes, and each handler parses, calls and serializes itself, with the
  * method's codec from `codecs` (matched by method identity) or else protobuf-es's. grpc-js answers
  * a `requestDeserialize` that throws with INTERNAL; parsing in the handler lets a request that is
- * not valid protobuf get INVALID_ARGUMENT ("request is not a valid <TypeName>") instead, the same
- * message whichever codec parsed it (the codec's own account of the problem is not sent).
+ * not valid protobuf get INVALID_ARGUMENT instead: "request is not a valid <TypeName>: <problem>",
+ * the problem named by {@link unparsableMessage} whichever codec parsed it, as the HTTP port does.
  * Any other failure goes through `toPublicError`. A response is encoded as soon as the
  * implementation returns it, before the handler returns to grpc-js, so an implementation may hand
  * back a message that it overwrites at its next call. Size limits are grpc-js's: it answers
@@ -87,14 +88,11 @@ function createUnaryCallHandler(
   onUnexpectedError: UnexpectedErrorHandler,
 ): (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => void {
   const fullName = `${method.parent.typeName}/${method.name}`;
-  const invalidRequest = {
-    code: status.INVALID_ARGUMENT,
-    details: `request is not a valid ${method.input.typeName}`,
-  };
   return (call, callback) => {
     const decoded = codec.decodeRequest(call.request);
     if (decoded.error !== undefined) {
-      callback(invalidRequest);
+      const details = unparsableMessage(method.input, call.request, decoded.error);
+      callback({ code: status.INVALID_ARGUMENT, details });
       return;
     }
     let response: Uint8Array;

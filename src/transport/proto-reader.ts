@@ -176,11 +176,11 @@ export class ProtoReader {
   /**
    * Skips the value of a field this decoder does not know, given its tag, as protobuf-es does:
    * groups are skipped whole (their end tag must match, and they may nest `depthLeft` deep).
+   * `what` names the field in errors.
    */
-  skip(tag: number, depthLeft = MAX_GROUP_DEPTH): void {
+  skip(tag: number, depthLeft = MAX_GROUP_DEPTH, what = `field ${tag >>> 3}`): void {
     const fieldNo = tag >>> 3;
     const wireType = tag & 7;
-    const what = `field ${fieldNo}`;
     switch (wireType) {
       case WireType.Varint: {
         const bytes = this.#bytes;

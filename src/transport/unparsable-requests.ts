@@ -1,5 +1,10 @@
 import { Code } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type {
+  UniversalHandler,
+  UniversalServerRequest,
+  UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import { unparsableMessage } from "./wire-problem.js";
 
 /**
  * How connect-es words its error for a binary request body protobuf-es cannot parse. It answers
@@ -15,16 +20,21 @@ const TRAILER_FLAG = 0x80;
 
 /**
  * Wraps a connect-es handler so that a request whose binary body is not a valid message of the
- * method's input is answered `invalid_argument` with "request is not a valid <type>" (the gRPC
- * port's words), in the Connect protocol (HTTP 400) and in gRPC-web (`grpc-status: 3`), instead of
- * `internal` with the parser's message. Every other response passes through unchanged. The
- * handler's own errors never read "parse binary:": the service's messages are its own, and
+ * method's input is answered `invalid_argument` with the gRPC port's words ("request is not a
+ * valid <type>: <problem>", see `unparsableMessage`), in the Connect protocol (HTTP 400) and in
+ * gRPC-web (`grpc-status: 3`), instead of `internal` with the parser's message. The problem is
+ * found in the request's bytes, which the wrapper keeps while the call runs; in a compressed body
+ * it is protobuf-es's account ("premature EOF"). Every other response passes through unchanged.
+ * The handler's own errors never read "parse binary:": the service's messages are its own, and
  * unexpected errors reach the client as "internal error".
  */
 export function answerUnparsableRequests(handler: UniversalHandler): UniversalHandler {
-  const invalid = `request is not a valid ${handler.method.input.typeName}`;
-  const wrapped = async (request: Parameters<UniversalHandler>[0]) => {
-    const response = await handler(request);
+  const schema = handler.method.input;
+  const wrapped = async (request: UniversalServerRequest) => {
+    const chunks: Uint8Array[] = [];
+    const response = await handler(keepingBody(request, chunks));
+    const invalid = (parserError: string) =>
+      unparsableMessage(schema, messageBytes(request, chunks) ?? new Uint8Array(0), parserError);
     const contentType = response.header?.get("content-type") ?? "";
     if (contentType.startsWith("application/grpc-web")) {
       return response.body === undefined
@@ -46,10 +56,49 @@ export function answerUnparsableRequests(handler: UniversalHandler): UniversalHa
   });
 }
 
+/** The message of an unparsable request, given the parser's account of the problem. */
+type InvalidMessage = (parserError: string) => string;
+
+/** `request` with its byte body (if it has one) kept in `chunks` as the handler reads it. */
+function keepingBody(
+  request: UniversalServerRequest,
+  chunks: Uint8Array[],
+): UniversalServerRequest {
+  const body = request.body;
+  if (body === null || typeof body !== "object" || !(Symbol.asyncIterator in body)) return request;
+  async function* kept(): AsyncIterable<Uint8Array> {
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      chunks.push(chunk);
+      yield chunk;
+    }
+  }
+  return { ...request, body: kept() };
+}
+
+/**
+ * The request message's bytes, from the body read into `chunks`: the whole body in the Connect
+ * protocol, the first frame's payload in gRPC-web; undefined when compressed (or cut short).
+ */
+function messageBytes(
+  request: UniversalServerRequest,
+  chunks: Uint8Array[],
+): Uint8Array | undefined {
+  const body = Buffer.concat(chunks);
+  const contentType = request.header.get("content-type") ?? "";
+  if (!contentType.startsWith("application/grpc-web")) {
+    const encoding = request.header.get("content-encoding");
+    return encoding === null || encoding === "identity" ? body : undefined;
+  }
+  // A frame: a flags byte (bit 0: compressed), a 4-byte big-endian length, the message.
+  if (body.byteLength < 5 || (body[0] as number) & 1) return undefined;
+  const length = body.readUInt32BE(1);
+  return length <= body.byteLength - 5 ? body.subarray(5, 5 + length) : undefined;
+}
+
 /** A Connect-protocol error response (a JSON body), with a parse failure made `invalid`. */
 async function connectUnaryError(
   response: UniversalServerResponse,
-  invalid: string,
+  invalid: InvalidMessage,
 ): Promise<UniversalServerResponse> {
   const header = response.header;
   // An error body is too small to be compressed (under compressMinBytes); a compressed one is
@@ -60,29 +109,33 @@ async function connectUnaryError(
   const chunks: Uint8Array[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
-  if (!isParseFailure(bytes)) return { ...response, body: once(bytes) };
+  const parserError = parseFailure(bytes);
+  if (parserError === undefined) return { ...response, body: once(bytes) };
   const body = new TextEncoder().encode(
-    JSON.stringify({ code: "invalid_argument", message: invalid }),
+    JSON.stringify({ code: "invalid_argument", message: invalid(parserError) }),
   );
   const rewritten = new Headers(header);
   rewritten.set("content-length", String(body.byteLength));
   return { ...response, status: INVALID_ARGUMENT_STATUS, header: rewritten, body: once(body) };
 }
 
-/** Whether a Connect error body (`{"code": ..., "message": ...}`) is a parse failure's. */
-function isParseFailure(bytes: Uint8Array): boolean {
+/**
+ * The parser's account of the problem when a Connect error body (`{"code": ..., "message": ...}`)
+ * is a parse failure's; undefined for any other body.
+ */
+function parseFailure(bytes: Uint8Array): string | undefined {
   try {
     const error = JSON.parse(new TextDecoder().decode(bytes)) as {
       code?: unknown;
       message?: unknown;
     };
-    return (
-      error.code === "internal" &&
+    return error.code === "internal" &&
       typeof error.message === "string" &&
       error.message.startsWith(PARSE_FAILURE)
-    );
+      ? error.message.slice(PARSE_FAILURE.length).trim()
+      : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -92,7 +145,7 @@ function isParseFailure(bytes: Uint8Array): boolean {
  */
 async function* grpcWebBody(
   body: AsyncIterable<Uint8Array>,
-  invalid: string,
+  invalid: InvalidMessage,
 ): AsyncIterable<Uint8Array> {
   for await (const chunk of body) yield rewriteTrailer(chunk, invalid) ?? chunk;
 }
@@ -101,7 +154,7 @@ async function* grpcWebBody(
  * The trailer frame `chunk` rewritten, when it is exactly one uncompressed trailer frame of a parse
  * failure. A trailer is CRLF-separated `key: value` lines; `grpc-message` is percent-encoded.
  */
-function rewriteTrailer(chunk: Uint8Array, invalid: string): Uint8Array | undefined {
+function rewriteTrailer(chunk: Uint8Array, invalid: InvalidMessage): Uint8Array | undefined {
   if (chunk.byteLength < 5 || chunk[0] !== TRAILER_FLAG) return undefined;
   const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   if (view.getUint32(1) !== chunk.byteLength - 5) return undefined;
@@ -123,7 +176,7 @@ function rewriteTrailer(chunk: Uint8Array, invalid: string): Uint8Array | undefi
   );
   const trailer = [
     `grpc-status: ${Code.InvalidArgument}`,
-    `grpc-message: ${encodeURIComponent(invalid)}`,
+    `grpc-message: ${encodeURIComponent(invalid(decoded.slice(PARSE_FAILURE.length).trim()))}`,
     ...kept,
   ]
     .map((line) => `${line}\r\n`)

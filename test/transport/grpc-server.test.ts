@@ -96,8 +96,22 @@ describe("createGrpcServer()", () => {
         client?.sendBytes("LookupRoute", new Uint8Array([0x0a, 0x05, 0x61])),
       );
       expect(error.code).toBe(status.INVALID_ARGUMENT);
-      expect(error.details).toBe("request is not a valid inferencecache.v1.LookupRouteRequest");
+      expect(error.details).toBe(
+        "request is not a valid inferencecache.v1.LookupRouteRequest: tenant runs past the end of the message",
+      );
       expect(recorder.errors).toEqual([]);
+    });
+
+    it("names the field, by its path, of any method's request that is not valid protobuf", async () => {
+      await startServer();
+      // prefixes[0] (field 5) holding a prefix_hash (field 1) that claims 9 bytes and carries 1.
+      const error = await rejectionOf(
+        client?.sendBytes("ReportCacheState", Uint8Array.of(0x2a, 0x03, 0x0a, 0x09, 0x01)),
+      );
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toBe(
+        "request is not a valid inferencecache.v1.ReportCacheStateRequest: prefixes[0].prefix_hash runs past the end of the message",
+      );
     });
 
     it("answers RESOURCE_EXHAUSTED to a request over maxMessageBytes", async () => {
@@ -167,7 +181,9 @@ describe("createGrpcServer()", () => {
         client?.sendBytes("LookupRoute", new Uint8Array([0x0a, 0x02, 0xc3, 0x28])),
       );
       expect(error.code).toBe(status.INVALID_ARGUMENT);
-      expect(error.details).toBe("request is not a valid inferencecache.v1.LookupRouteRequest");
+      expect(error.details).toBe(
+        "request is not a valid inferencecache.v1.LookupRouteRequest: tenant is not valid UTF-8",
+      );
     });
 
     it("rejects a LookupRoute field sent with the wrong wire type, which protobuf-es would misread", async () => {
@@ -176,6 +192,9 @@ describe("createGrpcServer()", () => {
       await expect(lookupRouteBytes([], mistyped)).resolves.toBeDefined();
       const error = await rejectionOf(lookupRouteBytes(undefined, mistyped));
       expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toBe(
+        "request is not a valid inferencecache.v1.LookupRouteRequest: tenant has wire type 0, which its type does not use",
+      );
     });
 
     it("serves a method with the codec given for it", async () => {

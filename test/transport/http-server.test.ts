@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
@@ -119,8 +120,10 @@ describe("createHttpServer()", () => {
 
     it("answers invalid_argument (HTTP 400) to binary bytes that are not a valid request", async () => {
       const baseUrl = await startServer();
-      // A tenant field that runs past the end, and a tenant that is not UTF-8.
-      for (const body of [Uint8Array.of(0x0a, 0x05, 0x61), Uint8Array.of(0x0a, 0x02, 0xff, 0xfe)]) {
+      for (const [body, problem] of [
+        [Uint8Array.of(0x0a, 0x05, 0x61), "tenant runs past the end of the message"],
+        [Uint8Array.of(0x0a, 0x02, 0xff, 0xfe), "tenant is not valid UTF-8"],
+      ] as const) {
         const response = await fetch(`${baseUrl}${lookupRoutePath}`, {
           method: "POST",
           headers: { "content-type": "application/proto" },
@@ -129,10 +132,24 @@ describe("createHttpServer()", () => {
         expect(response.status).toBe(400);
         expect(await response.json()).toEqual({
           code: "invalid_argument",
-          message: "request is not a valid inferencecache.v1.LookupRouteRequest",
+          message: `request is not a valid inferencecache.v1.LookupRouteRequest: ${problem}`,
         });
       }
       expect(recorder.errors).toEqual([]);
+    });
+
+    it("answers a compressed body that is not a valid request with protobuf-es's account", async () => {
+      const baseUrl = await startServer();
+      const response = await fetch(`${baseUrl}${lookupRoutePath}`, {
+        method: "POST",
+        headers: { "content-type": "application/proto", "content-encoding": "gzip" },
+        body: gzipSync(Uint8Array.of(0x0a, 0x05, 0x61)),
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        code: "invalid_argument",
+        message: "request is not a valid inferencecache.v1.LookupRouteRequest: premature EOF",
+      });
     });
 
     it("answers invalid_argument to a body that is not valid JSON for the request", async () => {
@@ -158,7 +175,7 @@ describe("createHttpServer()", () => {
       const trailer = new TextDecoder().decode(body.subarray(5));
       expect(trailer).toContain("grpc-status: 3\r\n");
       expect(trailer).toContain(
-        `grpc-message: ${encodeURIComponent("request is not a valid inferencecache.v1.LookupRouteRequest")}\r\n`,
+        `grpc-message: ${encodeURIComponent("request is not a valid inferencecache.v1.LookupRouteRequest: tenant runs past the end of the message")}\r\n`,
       );
     });
 
