@@ -6,7 +6,6 @@ import {
   LOG_LEVELS,
   type LogLevel,
   logLevel,
-  positiveInteger,
   positiveSecondsUpTo,
   seconds,
   secondsAtMost,
@@ -176,7 +175,11 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     env: "INFERENCECACHE_DEFAULT_MAX_HINTS",
     placeholder: "<n>",
     description: `Hints returned when a lookup's max_hints is 0; at most ${DEFAULT_MAX_HINTS_LIMIT}, the limit on any answer.`,
-    kind: positiveInteger,
+    kind: integerAtLeast(
+      1,
+      `an integer from 1 to ${DEFAULT_MAX_HINTS_LIMIT}`,
+      DEFAULT_MAX_HINTS_LIMIT,
+    ),
   },
   maxMessageBytes: {
     flag: "--max-message-bytes",

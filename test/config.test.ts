@@ -306,7 +306,13 @@ describe("parseConfig()", () => {
       "zero default max hints",
       ["--default-max-hints=0"],
       {},
-      'invalid value for --default-max-hints: "0" (expected a positive integer)',
+      'invalid value for --default-max-hints: "0" (expected an integer from 1 to 64)',
+    ],
+    [
+      "default max hints over the limit on any answer",
+      ["--default-max-hints=65"],
+      {},
+      'invalid value for --default-max-hints: "65" (expected an integer from 1 to 64)',
     ],
     [
       "a max message size below 1024",

@@ -110,8 +110,6 @@ export function integerAtLeast(
   return kind;
 }
 
-export const positiveInteger = integerAtLeast(1, "a positive integer");
-
 export const logLevel: ValueKind<LogLevel> = {
   expected: `one of ${LOG_LEVELS.join(", ")}`,
   parse(raw) {
