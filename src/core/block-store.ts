@@ -450,7 +450,7 @@ function homeSlot(hash: number, capacity: number): number {
 
 /** The high bit of a block's TOKENS field: the block is hot (see {@link BlockStore.isHot}). */
 const HOT_BIT = 0x80000000;
-/** The rest of the field: the token count. */
+/** The rest of the field: the token count (MAX_TOKEN_COUNT, in types.ts, is this mask). */
 export const TOKEN_MASK = 0x7fffffff;
 
 function keyHash(seed: number, scope: number, high: number, low: number): number {

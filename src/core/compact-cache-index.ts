@@ -1,4 +1,4 @@
-import { BlockStore, CHAIN_WINDOWS, MAX_BLOCKS, NIL, TOKEN_MASK } from "./block-store.js";
+import { BlockStore, CHAIN_WINDOWS, MAX_BLOCKS, NIL } from "./block-store.js";
 import type { CacheIndex } from "./cache-index.js";
 import {
   type CacheIndexOptions,
@@ -1109,7 +1109,8 @@ class CompactCacheIndex implements CompactIndexEngine {
       }
       accepted++;
       group ??= this.#groupFor(replica, schemeName);
-      const tokens = Math.min(tokenCountOf(prefix.tokenCount), TOKEN_MASK);
+      // At most MAX_TOKEN_COUNT, which is TOKEN_MASK: the count fits beside the hot bit.
+      const tokens = tokenCountOf(prefix.tokenCount);
       const high = keys[2 * i] as number;
       const low = keys[2 * i + 1] as number;
       let block = blocks.find(group.scheme.id, high, low);

@@ -4,6 +4,7 @@ import {
   type EventBatch,
   MAX_NAME_LENGTH,
   MAX_PREFIX_HASH_BYTES,
+  MAX_TOKEN_COUNT,
   type PrefixHash,
   type ReplicaStats,
 } from "./types.js";
@@ -37,12 +38,13 @@ export function problemError(problem: FieldProblem): IndexError {
 }
 
 /**
- * A reported token count as the index keeps it: whole tokens, and 0 (unknown, see the contract)
- * for anything that is not a positive number, so that a negative or NaN count from a caller of
- * the core can neither pass for a count nor corrupt the flags stored beside it.
+ * A reported token count as the index keeps it: whole tokens, at most {@link MAX_TOKEN_COUNT}, and
+ * 0 (unknown, see the contract) for anything that is not a positive number, so that a negative or
+ * NaN count from a caller of the core can neither pass for a count nor corrupt the flags stored
+ * beside it.
  */
 export function tokenCountOf(count: number): number {
-  return count > 0 ? Math.floor(count) : 0;
+  return count > 0 ? Math.min(Math.floor(count), MAX_TOKEN_COUNT) : 0;
 }
 
 /** Why a prefix hash is unusable, or undefined when it is fine. */

@@ -19,6 +19,9 @@ export type PrefixHash = Uint8Array;
 
 /** The longest prefix hash accepted, in bytes. */
 export const MAX_PREFIX_HASH_BYTES = 64;
+
+/** The largest token count kept (2^31 - 1): a larger one, which no sequence has, is taken as this. */
+export const MAX_TOKEN_COUNT = 0x7fffffff;
 /** The longest tenant, model, replica id or scheme label accepted, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 256;
 /**

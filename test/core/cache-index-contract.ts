@@ -13,6 +13,7 @@ import type {
   RouteQuery,
   StorageTier,
 } from "../../src/core/types.js";
+import { MAX_TOKEN_COUNT } from "../../src/core/types.js";
 import { chainOf, hashOf } from "../support/hashes.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { ReferenceIndex } from "./reference-index.js";
@@ -128,6 +129,14 @@ export function describeCacheIndexContract(
         expect(index.lookup(query()).hints[0]).toMatchObject({
           matchedBlocks: 4,
           matchedTokens: 64,
+        });
+      });
+
+      it(`takes a token count above ${MAX_TOKEN_COUNT} as ${MAX_TOKEN_COUNT}`, () => {
+        index.report(report({ prefixes: [{ prefixHash: hashOf(1), tokenCount: 3e9 }] }));
+        expect(index.lookup(query({ prefixHashes: [hashOf(1)] })).hints[0]).toMatchObject({
+          matchedTokens: MAX_TOKEN_COUNT,
+          score: MAX_TOKEN_COUNT,
         });
       });
 

@@ -40,7 +40,8 @@ export type PrefixEntry = Message<"inferencecache.v1.PrefixEntry"> & {
 
   /**
    * Tokens covered from the start of the sequence through the end of this block
-   * (block position x block size for full blocks). Ranking uses it; 0 means unknown.
+   * (block position x block size for full blocks). Ranking uses it; 0 means unknown. Counts above
+   * 2147483647 (2^31 - 1) are taken as that.
    *
    * @generated from field: uint32 token_count = 2;
    */
