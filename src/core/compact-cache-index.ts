@@ -976,9 +976,8 @@ class CompactCacheIndex implements CompactIndexEngine {
       } else {
         if (confirmed < oldest) oldest = confirmed;
         const mask = word >>> TIER_SHIFT;
-        const maskWeight = tiers.weightOf(mask);
-        if (maskWeight < weight) {
-          weight = maskWeight;
+        if (tiers.weaker(mask, tierMask, weight)) {
+          weight = tiers.weightOf(mask);
           tierMask = mask;
         }
         if (level === 0) break;
@@ -1010,9 +1009,8 @@ class CompactCacheIndex implements CompactIndexEngine {
       if (confirmed < liveSince && replica.liveUntil < lookupNow) break;
       if (confirmed < oldest) oldest = confirmed;
       const mask = word >>> TIER_SHIFT;
-      const maskWeight = tiers.weightOf(mask);
-      if (maskWeight < weight) {
-        weight = maskWeight;
+      if (tiers.weaker(mask, tierMask, weight)) {
+        weight = tiers.weightOf(mask);
         tierMask = mask;
       }
     }

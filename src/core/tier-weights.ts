@@ -22,6 +22,8 @@ export class TierWeights {
   readonly #weight: Float64Array;
   /** Per mask: its best tier. */
   readonly #tier: StorageTier[];
+  /** Per mask: its best tier's place in STORAGE_TIERS (see `weaker`). */
+  readonly #place: Uint8Array;
   /** The highest weight of any tier: no score exceeds tokens x freshness x this. */
   readonly max: number;
 
@@ -29,12 +31,14 @@ export class TierWeights {
     const masks = ALL_TIERS + 1;
     this.#weight = new Float64Array(masks);
     this.#tier = new Array<StorageTier>(masks).fill("gpu");
+    this.#place = new Uint8Array(masks);
     for (let mask = 1; mask < masks; mask++) {
       let best = -1;
       STORAGE_TIERS.forEach((tier, i) => {
         if ((mask & (1 << i)) !== 0 && weights[tier] > best) {
           best = weights[tier];
           this.#tier[mask] = tier;
+          this.#place[mask] = i;
         }
       });
       this.#weight[mask] = best;
@@ -50,5 +54,16 @@ export class TierWeights {
   /** The tier `mask` counts at. */
   tierOf(mask: TierMask): StorageTier {
     return this.#tier[mask] as StorageTier;
+  }
+
+  /**
+   * Whether `mask` counts below `than`, which weighs `thanWeight` (`than`'s weight, or +Infinity
+   * for none yet): a lower weight, or the same weight on a tier later in STORAGE_TIERS ("other"
+   * after "disk"). A run counts at its weakest block so measured, whatever order it is read in.
+   */
+  weaker(mask: TierMask, than: TierMask, thanWeight: number): boolean {
+    const weight = this.#weight[mask] as number;
+    if (weight !== thanWeight) return weight < thanWeight;
+    return mask !== than && (this.#place[mask] as number) > (this.#place[than] as number);
   }
 }

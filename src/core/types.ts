@@ -213,7 +213,8 @@ export interface ReplicaHint {
   readonly freshness: number;
   /**
    * The slowest tier among the matched blocks, each block counting at the best tier it is held on:
-   * the tier whose weight the score carries.
+   * the tier whose weight the score carries. Of tiers that weigh alike, the later in STORAGE_TIERS
+   * (a block held on several counts at the earlier).
    */
   readonly tier: StorageTier;
   /** matchedTokens x freshness x the tier's weight. */

@@ -800,6 +800,33 @@ export function describeCacheIndexContract(
         expect(hint?.score).toBeCloseTo(64 * 0.5);
       });
 
+      it("takes the later tier in gpu, cpu, disk, other order when the run's weakest tiers weigh alike", () => {
+        // disk and other both weigh 0.5: the run counts at "other", whichever block is on it and
+        // whichever way an engine reads the run.
+        const [b0, b1, b2, b3] = chainOf(1, 4) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+        const on = (tier: StorageTier, hash: Uint8Array, d: number) =>
+          added(tier, [{ prefixHash: hash, tokenCount: (d + 1) * BLOCK }]);
+        index.publish(batch([on("disk", b0, 0), on("other", b1, 1)], { replicaId: "a" }));
+        index.publish(batch([on("other", b0, 0), on("disk", b1, 1)], { replicaId: "b" }));
+        // A run with a gap: b2 is held by someone else only, b3 by "a" again.
+        index.report(
+          report({ replicaId: "c", prefixes: [{ prefixHash: b2, tokenCount: 3 * BLOCK }] }),
+        );
+        index.publish(batch([on("gpu", b3, 3)], { replicaId: "a" }));
+        for (const prefixHashes of [
+          [b0, b1],
+          [b0, b1, b2],
+          [b0, b1, b2, b3],
+        ]) {
+          for (const replica of ["a", "b"]) {
+            const hints = index.lookup(
+              query({ prefixHashes, candidateReplicaIds: [replica] }),
+            ).hints;
+            expect(hints).toMatchObject([{ matchedBlocks: 2, tier: "other" }]);
+          }
+        }
+      });
+
       it("keeps a block evicted from one tier while it is on another", () => {
         index.publish(batch([added("gpu"), added("cpu")]));
         expect(index.size().entries).toBe(4);

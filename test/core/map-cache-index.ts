@@ -44,6 +44,7 @@ import {
   type RouteQuery,
   type ScopeQuery,
   type ScopeState,
+  STORAGE_TIERS,
   type StorageTier,
   type SweepOutcome,
   type TenantId,
@@ -278,9 +279,15 @@ class MapCacheIndex implements CacheIndex {
         run.blocks++;
         run.tokens = holder.tokenCount;
         if (holder.confirmedAt < run.oldestConfirmedAt) run.oldestConfirmedAt = holder.confirmedAt;
-        if (this.#tiers.weightOf(holder.tiers) < run.weight) {
-          run.weight = this.#tiers.weightOf(holder.tiers);
-          run.tier = this.#tiers.tierOf(holder.tiers);
+        // The weakest block's tier; of tiers that weigh alike, the later in STORAGE_TIERS.
+        const weight = this.#tiers.weightOf(holder.tiers);
+        const tier = this.#tiers.tierOf(holder.tiers);
+        if (
+          weight < run.weight ||
+          (weight === run.weight && STORAGE_TIERS.indexOf(tier) > STORAGE_TIERS.indexOf(run.tier))
+        ) {
+          run.weight = weight;
+          run.tier = tier;
         }
         active[kept++] = run;
       }

@@ -457,7 +457,8 @@ export type ReplicaHint = Message<"inferencecache.v1.ReplicaHint"> & {
   stats?: ReplicaStats | undefined;
 
   /**
-   * The slowest tier in the matched run, each block counting at the best tier it is held on.
+   * The slowest tier in the matched run, each block counting at the best tier it is held on: the
+   * lowest weight, and of tiers that weigh alike, the later in GPU, CPU, DISK, OTHER order.
    *
    * @generated from field: inferencecache.v1.StorageTier storage_tier = 7;
    */
