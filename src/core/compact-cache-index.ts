@@ -466,7 +466,7 @@ class CompactCacheIndex implements CompactIndexEngine {
 
     const now = this.#options.clock.now();
     this.#lookupNow = now;
-    this.#lookupTick = Math.floor(now - this.#base);
+    this.#lookupTick = this.#expiryTick(now);
     this.#liveSince = this.#lookupTick - this.#options.ttlMs;
     // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
     this.#anyLive = this.#liveUntilMax >= now;
@@ -761,7 +761,7 @@ class CompactCacheIndex implements CompactIndexEngine {
   #sweep(budget: number): SweepOutcome {
     const now = this.#options.clock.now();
     const tick = this.#tick(now);
-    const liveSince = tick - this.#options.ttlMs;
+    const liveSince = this.#expiryTick(now) - this.#options.ttlMs;
     this.#blocks.migrate(budget);
     let expiredEntries = 0;
     let renewedEntries = 0;
@@ -1621,6 +1621,18 @@ class CompactCacheIndex implements CompactIndexEngine {
   }
 
   /** Ticks for a clock reading; rebases every confirmation once ticks reach 2^28 (~37 hours after the last). */
+  /**
+   * `now` as a tick for reading ages: rounded up, where a confirmation's tick is rounded down, so
+   * that an age read in whole ticks is never less than the true one. An entry past the TTL by a
+   * fraction of a millisecond is then never taken as live; one confirmed in the middle of a
+   * millisecond may expire up to a millisecond early (with a clock in whole milliseconds, as in
+   * the tests, both are exact). Does not rebase: lookups read, only writes and sweeps move #base.
+   */
+  #expiryTick(now: number): number {
+    const tick = Math.ceil(now - this.#base);
+    return tick < 0 ? 0 : tick;
+  }
+
   #tick(now: number): number {
     const tick = Math.floor(now - this.#base);
     if (tick < REBASE_AT) return tick < 0 ? 0 : tick;

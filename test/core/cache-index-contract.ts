@@ -285,6 +285,15 @@ export function describeCacheIndexContract(
         expect(answer.hints).toEqual([]);
       });
 
+      it("never returns or keeps an entry older than the ttl by a fraction of a millisecond", () => {
+        clock.advance(0.9);
+        index.report(report());
+        clock.advance(TTL + 0.05);
+        expect(index.lookup(query()).reason).toBe("no-hint");
+        index.sweep(1_000);
+        expect(index.size().entries).toBe(0);
+      });
+
       it("stops a match at the first expired block", () => {
         index.report(report());
         clock.advance(TTL / 2);
