@@ -1620,7 +1620,6 @@ class CompactCacheIndex implements CompactIndexEngine {
     }
   }
 
-  /** Ticks for a clock reading; rebases every confirmation once ticks reach 2^28 (~37 hours after the last). */
   /**
    * `now` as a tick for reading ages: rounded up, where a confirmation's tick is rounded down, so
    * that an age read in whole ticks is never less than the true one. An entry past the TTL by a
@@ -1633,6 +1632,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     return tick < 0 ? 0 : tick;
   }
 
+  /** Ticks for a clock reading; rebases every confirmation once ticks reach 2^28 (~37 hours after the last). */
   #tick(now: number): number {
     const tick = Math.floor(now - this.#base);
     if (tick < REBASE_AT) return tick < 0 ? 0 : tick;

@@ -22,6 +22,7 @@ export const MAX_PREFIX_HASH_BYTES = 64;
 
 /** The largest token count kept (2^31 - 1): a larger one, which no sequence has, is taken as this. */
 export const MAX_TOKEN_COUNT = 0x7fffffff;
+
 /** The longest tenant, model, replica id or scheme label accepted, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 256;
 /**
@@ -213,8 +214,8 @@ export interface ReplicaHint {
   readonly freshness: number;
   /**
    * The slowest tier among the matched blocks, each block counting at the best tier it is held on:
-   * the tier whose weight the score carries. Of tiers that weigh alike, the later in STORAGE_TIERS
-   * (a block held on several counts at the earlier).
+   * the tier whose weight the score carries. Of blocks' tiers that weigh alike, the later in
+   * STORAGE_TIERS; a block held on several tiers that weigh alike counts at the earlier.
    */
   readonly tier: StorageTier;
   /** matchedTokens x freshness x the tier's weight. */

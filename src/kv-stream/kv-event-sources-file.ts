@@ -77,8 +77,8 @@ export async function readKvEventSourcesFile(path: string): Promise<KvEventSourc
  *   from `replicaId`, up to the largest rank a batch can carry: else the index would refuse each
  *   of the source's batches, which only a throttled warning would tell.
  * - Names must be unique, and so must the replica ids two sources of one tenant index batches
- *   under (see {@link sharedReplicaIds}). An unknown field is an error (a misspelt `replay_endpoint` must not
- *   silently mean "no replay").
+ *   under (see {@link sharedReplicaIds}). An unknown field is an error (a misspelt
+ *   `replay_endpoint` must not silently mean "no replay").
  *
  * Errors name the field as a path into the file: `sources[2].endpoint is required`.
  */

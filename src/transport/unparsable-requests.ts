@@ -34,7 +34,7 @@ export function answerUnparsableRequests(handler: UniversalHandler): UniversalHa
     const chunks: Uint8Array[] = [];
     const response = await handler(keepingBody(request, chunks));
     const invalid = (parserError: string) =>
-      unparsableMessage(schema, messageBytes(request, chunks) ?? new Uint8Array(0), parserError);
+      unparsableMessage(schema, messageBytes(request, chunks), parserError);
     const contentType = response.header?.get("content-type") ?? "";
     if (contentType.startsWith("application/grpc-web")) {
       return response.body === undefined

@@ -26,15 +26,17 @@ export function wireProblem(schema: DescMessage, bytes: Uint8Array): string | un
 
 /**
  * The message a request of `schema` that did not parse is answered with, on every port:
- * "request is not a valid <TypeName>: <problem>", the problem found by {@link wireProblem}, else
- * `parserError` (the account of the codec that failed, when the two read the bytes differently).
+ * "request is not a valid <TypeName>: <problem>", the problem {@link wireProblem} finds in its
+ * `bytes`, else `parserError`: the account of the codec that failed, when the two read the bytes
+ * differently or the bytes are not at hand (undefined: a compressed body).
  */
 export function unparsableMessage(
   schema: DescMessage,
-  bytes: Uint8Array,
+  bytes: Uint8Array | undefined,
   parserError: string,
 ): string {
-  return `request is not a valid ${schema.typeName}: ${wireProblem(schema, bytes) ?? parserError}`;
+  const problem = bytes === undefined ? undefined : wireProblem(schema, bytes);
+  return `request is not a valid ${schema.typeName}: ${problem ?? parserError}`;
 }
 
 /** protobuf-es's default recursion limit: messages and groups nested deeper fail to parse. */
