@@ -77,7 +77,7 @@ export async function readKvEventSourcesFile(path: string): Promise<KvEventSourc
  *   from `replicaId`, up to the largest rank a batch can carry: else the index would refuse each
  *   of the source's batches, which only a throttled warning would tell.
  * - Names must be unique, and so must the replica ids two sources of one tenant index batches
- *   under (see {@link sharedReplicaIds}). An unknown field is an error (a misspelt
+ *   under (see {@link ReplicaIdClaims}). An unknown field is an error (a misspelt
  *   `replay_endpoint` must not silently mean "no replay").
  *
  * Errors name the field as a path into the file: `sources[2].endpoint is required`.
@@ -98,22 +98,21 @@ export function parseKvEventSources(text: string): KvEventSourcesResult {
 
   const sources: KvEventSource[] = [];
   const names = new Set<string>();
+  const claims = new ReplicaIdClaims();
   for (let i = 0; i < list.length; i++) {
     const parsed = parseSource(list[i], `sources[${i}]`);
     if ("error" in parsed) return parsed;
     if (names.has(parsed.source.name)) {
       return { error: `sources[${i}].name ${JSON.stringify(parsed.source.name)} is not unique` };
     }
-    for (let j = 0; j < sources.length; j++) {
-      const shared = sharedReplicaIds(sources[j] as KvEventSource, parsed.source);
-      if (shared !== undefined) {
-        const fix = shared.template
-          ? "give each source its own replicaId, and its replicaIdTemplate a {replica}"
-          : "give each source its own replicaId";
-        return {
-          error: `sources[${i}] would index batches under the replica ids of sources[${j}] (${shared.why}; tenant ${JSON.stringify(parsed.source.tenant)}): ${fix}`,
-        };
-      }
+    const shared = claims.claim(parsed.source, i);
+    if (shared !== undefined) {
+      const fix = shared.template
+        ? "give each source its own replicaId, and its replicaIdTemplate a {replica}"
+        : "give each source its own replicaId";
+      return {
+        error: `sources[${i}] would index batches under the replica ids of sources[${shared.with}] (${shared.why}; tenant ${JSON.stringify(parsed.source.tenant)}): ${fix}`,
+      };
     }
     names.add(parsed.source.name);
     sources.push(parsed.source);
@@ -121,39 +120,123 @@ export function parseKvEventSources(text: string): KvEventSourcesResult {
   return { sources };
 }
 
+/** Two sources that would index batches under one replica id: the earlier one, and how. */
+interface SharedReplicaIds {
+  /** The earlier source's index in the file. */
+  readonly with: number;
+  readonly why: string;
+  /** Whether the templates alone make the ids alike (so the fix involves them). */
+  readonly template: boolean;
+}
+
+/** A source as {@link ReplicaIdClaims} keeps it. */
+interface Claimant {
+  readonly index: number;
+  readonly source: KvEventSource;
+  /** Matches the ids the source makes at some rank; group 1 is the rank. */
+  readonly ranked: RegExp;
+}
+
 /**
- * How two sources of one tenant would index batches under one replica id, or undefined. Each would
- * then clear, and keep alive, the other's entries: a restart or gap of one clears the other's
- * replica. Checked: the same `replicaId` (batches without a rank); templates that make the same
- * ids at every rank; and one's `replicaId` being the other's id at some rank. Not checked: ids
- * that two different templates make alike at different ranks ("x{rank}" at 11, "x1{rank}" at 1).
- * The index keys replicas by (tenant, model, id), and a source's LoRA adapters are models of its
- * own choosing, so sources of one tenant are compared whatever their models.
+ * The replica ids the sources read so far index batches under, by tenant, so that a source that
+ * would share one with an earlier source is found: each would then clear, and keep alive, the
+ * other's entries (a restart or gap of one clears the other's replica). Found: the same
+ * `replicaId` (batches without a rank); templates that make the same ids at every rank; one's
+ * `replicaId` being the other's id at some rank. Not found: ids that two different templates make
+ * alike at different ranks ("x{rank}" at 11, "x1{rank}" at 1). The index keys replicas by
+ * (tenant, model, id), and a source's LoRA adapters are models of its own choosing, so sources of
+ * one tenant are compared whatever their models.
+ *
+ * Cost per source: O(id length) map lookups and regular-expression tests for the sources whose
+ * template starts as its id does, and a binary search of the ids read so far; not O(sources).
  */
-function sharedReplicaIds(
-  a: KvEventSource,
-  b: KvEventSource,
-): { readonly why: string; readonly template: boolean } | undefined {
-  if (a.tenant !== b.tenant) return undefined;
-  if (a.replicaId === b.replicaId) {
-    return { why: `replicaId ${JSON.stringify(a.replicaId)}`, template: false };
+class ReplicaIdClaims {
+  readonly #tenants = new Map<string, TenantClaims>();
+
+  /** Records `source` (the file's `index`-th); returns how it shares ids with an earlier one. */
+  claim(source: KvEventSource, index: number): SharedReplicaIds | undefined {
+    let tenant = this.#tenants.get(source.tenant);
+    if (tenant === undefined) {
+      tenant = { byId: new Map(), byRankedForm: new Map(), byPrefix: new Map(), ids: [] };
+      this.#tenants.set(source.tenant, tenant);
+    }
+    const id = source.replicaId;
+    const form = rankedForm(source);
+    const claimant: Claimant = { index, source, ranked: rankedPattern(form) };
+    const shared = sharedWithEarlier(tenant, claimant);
+    if (shared !== undefined) return shared;
+    tenant.byId.set(id, claimant);
+    tenant.byRankedForm.set(form, claimant);
+    const prefix = literalPrefix(form);
+    const withPrefix = tenant.byPrefix.get(prefix);
+    if (withPrefix === undefined) tenant.byPrefix.set(prefix, [claimant]);
+    else withPrefix.push(claimant);
+    tenant.ids.splice(firstAtOrAfter(tenant.ids, id), 0, claimant);
+    return undefined;
   }
-  if (rankedForm(a) === rankedForm(b)) {
-    const made = [0, 1].map((rank) => JSON.stringify(replicaIdFor(a, rank))).join(", ");
-    const template = JSON.stringify(a.replicaIdTemplate);
-    return { why: `replicaIdTemplate ${template} makes ${made}, ...`, template: true };
+}
+
+interface TenantClaims {
+  readonly byId: Map<string, Claimant>;
+  readonly byRankedForm: Map<string, Claimant>;
+  /** By the text of their ranked form before its first `{rank}`. */
+  readonly byPrefix: Map<string, Claimant[]>;
+  /** Sorted by replicaId. */
+  readonly ids: Claimant[];
+}
+
+function sharedWithEarlier(tenant: TenantClaims, claimant: Claimant): SharedReplicaIds | undefined {
+  const { source } = claimant;
+  const id = source.replicaId;
+  const sameId = tenant.byId.get(id);
+  if (sameId !== undefined) {
+    return { with: sameId.index, why: `replicaId ${JSON.stringify(id)}`, template: false };
   }
-  for (const [ranked, plain] of [
-    [a, b],
-    [b, a],
-  ] as const) {
-    const rank = rankMaking(ranked, plain.replicaId);
-    if (rank !== undefined) {
-      const id = JSON.stringify(plain.replicaId);
-      return { why: `replicaId ${id} is its id at rank ${rank}`, template: false };
+  const sameForm = tenant.byRankedForm.get(rankedForm(source));
+  if (sameForm !== undefined) {
+    const made = [0, 1].map((rank) => JSON.stringify(replicaIdFor(source, rank))).join(", ");
+    const template = JSON.stringify(source.replicaIdTemplate);
+    return {
+      with: sameForm.index,
+      why: `replicaIdTemplate ${template} makes ${made}, ...`,
+      template: true,
+    };
+  }
+  // This source's replicaId as an earlier source's id at some rank: only an earlier source whose
+  // ranked form starts with a prefix of the id can make it.
+  for (let length = 0; length <= id.length; length++) {
+    for (const earlier of tenant.byPrefix.get(id.slice(0, length)) ?? []) {
+      const rank = rankIn(earlier.ranked, id);
+      if (rank === undefined) continue;
+      const why = `replicaId ${JSON.stringify(id)} is sources[${earlier.index}]'s id at rank ${rank}`;
+      return { with: earlier.index, why, template: false };
     }
   }
+  // An earlier source's replicaId as this source's id at some rank: only one that starts with the
+  // text of this source's ranked form before its first {rank}.
+  const prefix = literalPrefix(rankedForm(source));
+  for (let i = firstAtOrAfter(tenant.ids, prefix); i < tenant.ids.length; i++) {
+    const earlier = tenant.ids[i] as Claimant;
+    const earlierId = earlier.source.replicaId;
+    if (!earlierId.startsWith(prefix)) break;
+    const rank = rankIn(claimant.ranked, earlierId);
+    if (rank === undefined) continue;
+    const why = `sources[${earlier.index}]'s replicaId ${JSON.stringify(earlierId)} is this source's id at rank ${rank}`;
+    return { with: earlier.index, why, template: false };
+  }
   return undefined;
+}
+
+/** The first place in `ids` (sorted by replicaId) whose replicaId is not below `id`. */
+function firstAtOrAfter(ids: readonly Claimant[], id: string): number {
+  let low = 0;
+  let high = ids.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((ids[middle] as Claimant).source.replicaId < id) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** The source's template with its replica id in place, `{rank}` left as it is. */
@@ -161,11 +244,21 @@ function rankedForm(source: KvEventSource): string {
   return source.replicaIdTemplate.replaceAll("{replica}", source.replicaId);
 }
 
-/** The rank at which `source` indexes batches under `id`, or undefined when none does. */
-function rankMaking(source: KvEventSource, id: string): number | undefined {
-  const parts = rankedForm(source).split("{rank}").map(escapeRegExp);
-  // A rank is written as String(rank) makes it: no leading zeros; every {rank} is the same one.
-  const pattern = new RegExp(`^${parts[0]}(0|[1-9][0-9]*)${parts.slice(1).join("\\1")}$`);
+/** The text of a ranked form before its first `{rank}` (every template has one). */
+function literalPrefix(form: string): string {
+  return form.slice(0, form.indexOf("{rank}"));
+}
+
+/** A pattern of the ids a ranked form makes, the rank in group 1. */
+function rankedPattern(form: string): RegExp {
+  const parts = form.split("{rank}").map(escapeRegExp);
+  // A rank is written as String(rank) makes it: no leading zeros; every {rank} is the same one,
+  // a backreference kept apart from any digit after it (`\10` would read as another escape).
+  return new RegExp(`^${parts[0]}(0|[1-9][0-9]*)${parts.slice(1).join("(?:\\1)")}$`);
+}
+
+/** The rank at which `pattern` (see rankedPattern) makes `id`, or undefined when none does. */
+function rankIn(pattern: RegExp, id: string): number | undefined {
   const match = pattern.exec(id);
   if (match === null) return undefined;
   const rank = Number(match[1]);

@@ -291,7 +291,23 @@ describe("parseKvEventSources()", () => {
         { ...required, name: "a", replicaId: "pod" },
         { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod/dp12" },
       ),
-      'sources[1] would index batches under the replica ids of sources[0] (replicaId "pod/dp12" is its id at rank 12; tenant "acme"): give each source its own replicaId',
+      'sources[1] would index batches under the replica ids of sources[0] (replicaId "pod/dp12" is sources[0]\'s id at rank 12; tenant "acme"): give each source its own replicaId',
+    ],
+    [
+      "a source whose id at some rank is another's replicaId",
+      sourcesText(
+        { ...required, name: "a", replicaId: "pod/dp3" },
+        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod" },
+      ),
+      'sources[1] would index batches under the replica ids of sources[0] (sources[0]\'s replicaId "pod/dp3" is this source\'s id at rank 3; tenant "acme"): give each source its own replicaId',
+    ],
+    [
+      "a template whose second {rank} is followed by a digit",
+      sourcesText(
+        { ...required, name: "a", replicaId: "a", replicaIdTemplate: "{replica}{rank}-{rank}0" },
+        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "a5-50" },
+      ),
+      'sources[1] would index batches under the replica ids of sources[0] (replicaId "a5-50" is sources[0]\'s id at rank 5; tenant "acme"): give each source its own replicaId',
     ],
   ])("rejects %s", (_, text, expected) => {
     const { error } = parseKvEventSources(text);
