@@ -134,8 +134,9 @@ interface ReplicaProgress {
    */
   vouched: boolean;
   /**
-   * Whether the connection was lost since the last batch applied: the engine may have restarted
-   * meanwhile, so the next batch is checked against the replay buffer before it is applied.
+   * Whether the connection was lost since the replica's history was last shown to be the engine's
+   * (with a replay endpoint only): the engine may have restarted meanwhile, so the next batch is
+   * checked against the replay buffer before it is applied.
    */
   unconfirmed: boolean;
   batches: number;
@@ -177,6 +178,8 @@ class ZmqKvEventStream implements KvEventStream {
   #decodeErrors = 0;
   /** Set while a gap is being recovered: the stream is not known to be gap-free, so no keep-alive. */
   #recovering = false;
+  /** How often the connection was lost: a recovery that spans a loss leaves the replica in doubt. */
+  #disconnections = 0;
   /** keepAlive()'s scratch: the ranks vouched for. */
   readonly #vouched: (number | undefined)[] = [];
   #closed = false;
@@ -308,9 +311,7 @@ class ZmqKvEventStream implements KvEventStream {
     const decision = decideSeq(replica.lastSeq, framed.seq, "live");
     switch (decision.action) {
       case "apply":
-        if (replica.unconfirmed && this.source.replayEndpoint !== undefined) {
-          return this.#recover(replica, undefined, framed.seq, batch);
-        }
+        if (replica.unconfirmed) return this.#recover(replica, undefined, framed.seq, batch);
         break;
       case "gap":
         replica.gaps++;
@@ -323,6 +324,7 @@ class ZmqKvEventStream implements KvEventStream {
           "KV-event seq went backwards: the engine restarted; clearing its replica",
         );
         this.#clear(replica, "restart");
+        replica.unconfirmed = false;
         break;
       case "skip":
         return undefined; // only replayed batches are skipped
@@ -344,6 +346,7 @@ class ZmqKvEventStream implements KvEventStream {
     batch: KvEventBatch,
   ): Promise<void> {
     this.#recovering = true;
+    const disconnections = this.#disconnections;
     try {
       const outcome: ReplayOutcome =
         this.source.replayEndpoint === undefined
@@ -386,6 +389,13 @@ class ZmqKvEventStream implements KvEventStream {
       if (!this.#closed) this.#restartFrom(replica, seq, batch);
     } finally {
       this.#recovering = false;
+      if (this.#disconnections === disconnections) {
+        replica.unconfirmed = false;
+      } else {
+        // The connection was lost meanwhile: what was applied may be the old engine's last words,
+        // and the next batch the new one's. Neither vouched for nor confirmed until checked again.
+        this.#doubt(replica);
+      }
     }
     this.#keepAlive();
   }
@@ -474,7 +484,6 @@ class ZmqKvEventStream implements KvEventStream {
   #apply(replica: ReplicaProgress, seq: bigint, batch: KvEventBatch): void {
     this.#sink.apply(this.source, batch);
     replica.vouched = true;
-    replica.unconfirmed = false;
     replica.lastSeq = seq;
     replica.lastTs = batch.ts;
     replica.lastBatchAt = this.#clock.now();
@@ -562,10 +571,8 @@ class ZmqKvEventStream implements KvEventStream {
       // for again once it has a batch applied (a restarted rank's first batch, its seq starting
       // over, clears its replica first; one whose seq goes on from the old is checked against the
       // replay buffer, see #onLiveMessage).
-      for (const replica of this.#replicas.values()) {
-        replica.vouched = false;
-        replica.unconfirmed = replica.lastSeq !== undefined;
-      }
+      this.#disconnections++;
+      for (const replica of this.#replicas.values()) this.#doubt(replica);
     }
     this.#log(
       connection === "connected" ? "info" : "warn",
@@ -575,6 +582,12 @@ class ZmqKvEventStream implements KvEventStream {
         : "lost the engine's KV-event stream; reconnecting",
     );
     this.#keepAlive();
+  }
+
+  /** After a lost connection: the replica is not vouched for, and its next batch is checked. */
+  #doubt(replica: ReplicaProgress): void {
+    replica.vouched = false;
+    replica.unconfirmed = replica.lastSeq !== undefined && this.source.replayEndpoint !== undefined;
   }
 
   #warnMalformed(kind: "framing" | "payload", error: string, seq?: bigint): void {

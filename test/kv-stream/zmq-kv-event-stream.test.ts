@@ -442,6 +442,34 @@ describe("createZmqKvEventStream()", () => {
       expect(stream.state().replicas).toMatchObject([{ restarts: 0, replayFailures: 0 }]);
     });
 
+    it("checks again after a disconnection during a check", async () => {
+      const { stream, again } = await reconnectTo((seq) => batchPayload(seq + 1));
+      again.replay = { silent: true };
+      await again.publish(3, batchPayload(4));
+      await waitFor(() => again.replayRequests.length === 1, "the check's replay request");
+      // The engine goes away while the stream waits for its replay (which times out).
+      again.close();
+      await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+      await waitFor(() => sink.appliedTs.length === 4, "the batch, after the check failed");
+      const third = await startEngine({
+        endpoint: again.endpoint,
+        replayEndpoint: again.replayEndpoint as string,
+      });
+      for (let seq = 0; seq < 4; seq++) third.lose(seq, batchPayload(seq + 1));
+      await third.waitForSubscriber();
+      await waitFor(() => stream.state().connection === "connected", "the second reconnection");
+      await third.publish(4, batchPayload(5));
+      await waitFor(() => sink.appliedTs.length === 5, "the batch after the second reconnection");
+
+      // The batch applied after the failed check came from before the second disconnection.
+      expect(third.replayRequests).toEqual([3n]);
+      expect(sink.log.slice(3)).toEqual([
+        "clear undefined gap",
+        `apply ${tsOf(4)}`,
+        `apply ${tsOf(5)}`,
+      ]);
+    });
+
     it("clears the replica when the replay cannot show the history", async () => {
       const { stream, again } = await reconnectTo((seq) => batchPayload(seq + 1));
       again.replay = { silent: true };
