@@ -26,6 +26,11 @@ export interface GrpcMethodCodec<
   readonly method: DescMethodUnary<I, O>;
   /** Parses a request. Never throws for bad bytes: it returns an error naming the problem. */
   decodeRequest(bytes: Uint8Array): DecodeResult<MessageShape<I>>;
+  /**
+   * Whether `decodeRequest`'s errors name the field, by its path, so that the server sends them
+   * as they are; otherwise it names the field itself (see `unparsableMessage`).
+   */
+  readonly errorsNameFields?: boolean;
   /** Serializes a response. Throws for a message that cannot be encoded (a handler's bug). */
   encodeResponse(response: MessageShape<O>): Uint8Array;
 }

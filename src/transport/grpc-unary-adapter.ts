@@ -27,7 +27,10 @@ export interface GrpcUnaryAdapter {
  * method's codec from `codecs` (matched by method identity) or else protobuf-es's. grpc-js answers
  * a `requestDeserialize` that throws with INTERNAL; parsing in the handler lets a request that is
  * not valid protobuf get INVALID_ARGUMENT instead: "request is not a valid <TypeName>: <problem>",
- * the problem named by {@link unparsableMessage} whichever codec parsed it, as the HTTP port does.
+ * the problem as a hand-written codec names it (`errorsNameFields`), else as
+ * {@link unparsableMessage} finds it, as the HTTP port does. The two differ only for a field sent
+ * with a wire type its type does not use, which a hand-written codec refuses where protobuf-es
+ * reads on.
  * Any other failure goes through `toPublicError`. A response is encoded as soon as the
  * implementation returns it, before the handler returns to grpc-js, so an implementation may hand
  * back a message that it overwrites at its next call. Size limits are grpc-js's: it answers
@@ -91,7 +94,9 @@ function createUnaryCallHandler(
   return (call, callback) => {
     const decoded = codec.decodeRequest(call.request);
     if (decoded.error !== undefined) {
-      const details = unparsableMessage(method.input, call.request, decoded.error);
+      const details = codec.errorsNameFields
+        ? `request is not a valid ${method.input.typeName}: ${decoded.error}`
+        : unparsableMessage(method.input, call.request, decoded.error);
       callback({ code: status.INVALID_ARGUMENT, details });
       return;
     }

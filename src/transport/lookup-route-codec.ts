@@ -44,6 +44,7 @@ export const lookupRouteCodec: GrpcMethodCodec<
   // The server decodes, answers and encodes each call synchronously, and a lookup keeps nothing
   // of its request: the message, its lists and the 8-byte hashes can be reused.
   decodeRequest: (bytes) => decodeLookupRouteRequest(bytes, REUSE),
+  errorsNameFields: true,
   encodeResponse: encodeLookupRouteResponse,
 };
 

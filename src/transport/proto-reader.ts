@@ -221,6 +221,11 @@ export class ProtoReader {
     }
   }
 
+  /** Moves past a fixed-width value of `length` bytes (4 or 8). `what` names it in errors. */
+  fixed(length: number, what: string): void {
+    this.#advance(length, what);
+  }
+
   /** Reads a length prefix and moves past that many bytes; returns where they start. */
   #delimited(what: string): number {
     const length = this.uint32(what);

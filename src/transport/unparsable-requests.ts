@@ -23,8 +23,8 @@ const TRAILER_FLAG = 0x80;
  * method's input is answered `invalid_argument` with the gRPC port's words ("request is not a
  * valid <type>: <problem>", see `unparsableMessage`), in the Connect protocol (HTTP 400) and in
  * gRPC-web (`grpc-status: 3`), instead of `internal` with the parser's message. The problem is
- * found in the request's bytes, which the wrapper keeps while the call runs; in a compressed body
- * it is protobuf-es's account ("premature EOF"). Every other response passes through unchanged.
+ * found in the request's bytes, which the wrapper keeps while a binary call runs; in a compressed
+ * body it is protobuf-es's account ("premature EOF"). Every other response passes through unchanged.
  * The handler's own errors never read "parse binary:": the service's messages are its own, and
  * unexpected errors reach the client as "internal error".
  */
@@ -32,7 +32,7 @@ export function answerUnparsableRequests(handler: UniversalHandler): UniversalHa
   const schema = handler.method.input;
   const wrapped = async (request: UniversalServerRequest) => {
     const chunks: Uint8Array[] = [];
-    const response = await handler(keepingBody(request, chunks));
+    const response = await handler(isBinary(request) ? keepingBody(request, chunks) : request);
     const invalid = (parserError: string) =>
       unparsableMessage(schema, messageBytes(request, chunks), parserError);
     const contentType = response.header?.get("content-type") ?? "";
@@ -59,7 +59,20 @@ export function answerUnparsableRequests(handler: UniversalHandler): UniversalHa
 /** The message of an unparsable request, given the parser's account of the problem. */
 type InvalidMessage = (parserError: string) => string;
 
-/** `request` with its byte body (if it has one) kept in `chunks` as the handler reads it. */
+/** Whether the request's body is a binary message (the only kind that fails as "parse binary:"). */
+function isBinary(request: UniversalServerRequest): boolean {
+  const type = request.header.get("content-type") ?? "";
+  return (
+    type.startsWith("application/proto") ||
+    type === "application/grpc-web" ||
+    type.startsWith("application/grpc-web+proto")
+  );
+}
+
+/**
+ * `request` with its byte body (if it has one) kept in `chunks` as the handler reads it: until the
+ * call ends, beside connect-es's own copy, so at most twice `--max-message-bytes` per call.
+ */
 function keepingBody(
   request: UniversalServerRequest,
   chunks: Uint8Array[],

@@ -124,12 +124,12 @@ function readScalar(scalar: ScalarType, reader: ProtoReader, name: string): void
     case ScalarType.DOUBLE:
     case ScalarType.FIXED64:
     case ScalarType.SFIXED64:
-      reader.skip(WireType.Bit64 | (1 << 3), 0, name);
+      reader.fixed(8, name);
       return;
     case ScalarType.FLOAT:
     case ScalarType.FIXED32:
     case ScalarType.SFIXED32:
-      reader.skip(WireType.Bit32 | (1 << 3), 0, name);
+      reader.fixed(4, name);
       return;
     default:
       reader.uint32(name);

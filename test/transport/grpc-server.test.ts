@@ -195,6 +195,10 @@ describe("createGrpcServer()", () => {
       expect(error.details).toBe(
         "request is not a valid inferencecache.v1.LookupRouteRequest: tenant has wire type 0, which its type does not use",
       );
+      // Read as protobuf-es would, the same tenant as a length runs past the end: the codec that
+      // refused the bytes says why it did.
+      const misread = await rejectionOf(lookupRouteBytes(undefined, Uint8Array.of(0x08, 0x05)));
+      expect(misread.details).toBe(error.details);
     });
 
     it("serves a method with the codec given for it", async () => {
