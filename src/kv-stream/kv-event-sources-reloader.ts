@@ -52,7 +52,9 @@ export function createKvEventSourcesReloader(
     if (read.error !== undefined) {
       logger.error(
         { trigger, file: path, error: read.error },
-        "KV-event sources file is invalid; the running streams are kept",
+        trigger === "start"
+          ? "KV-event sources file is invalid"
+          : "KV-event sources file is invalid; the running streams are kept",
       );
       return { error: read.error };
     }

@@ -158,6 +158,7 @@ export function createCacheIndexService(
           ),
           engineStreams: (options.engineStreams?.() ?? [])
             .filter((s) => s.source.tenant === request.tenant && s.source.model === request.model)
+            .sort((a, b) => (a.source.name < b.source.name ? -1 : 1))
             .map(engineStreamToProto),
         });
       } catch (error) {

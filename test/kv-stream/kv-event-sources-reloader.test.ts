@@ -78,6 +78,14 @@ describe("createKvEventSourcesReloader()", () => {
     ]);
   });
 
+  it("does not speak of running streams when the file is invalid at start-up", async () => {
+    await writeFile(file, fileWith("tcp://*:5557"));
+    await create().reload("start");
+    expect(logger.lines).toMatchObject([
+      { level: "error", message: "KV-event sources file is invalid", fields: { trigger: "start" } },
+    ]);
+  });
+
   it("reloads when the watched file changes, until closed", async () => {
     await writeFile(file, fileWith("tcp://10.0.0.1:5557"));
     const watching = create();

@@ -428,6 +428,31 @@ describe("createCacheIndexService()", () => {
     });
   });
 
+  it("lists the engine streams by source name", async () => {
+    const stream = (name: string) => ({
+      source: kvEventSource({ name, replicaId: name, ...scope }),
+      connection: "connecting" as const,
+      framingErrors: 0,
+      decodeErrors: 0,
+      replicas: [],
+    });
+    const withStreams = createClient(
+      CacheIndexService,
+      createRouterTransport((router) =>
+        router.service(
+          CacheIndexService,
+          createCacheIndexService({
+            index,
+            clock,
+            engineStreams: () => [stream("pod-7"), stream("dead"), stream("pod-10")],
+          }),
+        ),
+      ),
+    );
+    const state = await withStreams.getCacheState({ tenant: scope.tenant, model: scope.model });
+    expect(state.engineStreams.map((s) => s.source)).toEqual(["dead", "pod-10", "pod-7"]);
+  });
+
   it("serves Connect JSON, hashes as base64", async () => {
     const jsonClient = createClient(
       CacheIndexService,

@@ -748,7 +748,7 @@ export type EngineStreamState = Message<"inferencecache.v1.EngineStreamState"> &
   batches: bigint;
 
   /**
-   * Payloads that could not be decoded (counted and skipped).
+   * Messages skipped as malformed: bad framing or a payload that could not be decoded.
    *
    * @generated from field: uint64 decode_errors = 7;
    */
@@ -776,7 +776,7 @@ export type EngineStreamState = Message<"inferencecache.v1.EngineStreamState"> &
   restarts: bigint;
 
   /**
-   * Times the replica was cleared (restart, gap that could not be filled, or removal).
+   * Times the stream cleared its replicas (a restart, or a gap that could not be filled).
    *
    * @generated from field: uint64 clears = 11;
    */
