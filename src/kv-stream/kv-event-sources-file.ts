@@ -133,6 +133,10 @@ interface SharedReplicaIds {
 interface Claimant {
   readonly index: number;
   readonly source: KvEventSource;
+  /** Its template with its replica id in place (see rankedForm). */
+  readonly form: string;
+  /** The form's text before its first `{rank}`. */
+  readonly prefix: string;
   /** Matches the ids the source makes at some rank; group 1 is the rank. */
   readonly ranked: RegExp;
 }
@@ -160,18 +164,17 @@ class ReplicaIdClaims {
       tenant = { byId: new Map(), byRankedForm: new Map(), byPrefix: new Map(), ids: [] };
       this.#tenants.set(source.tenant, tenant);
     }
-    const id = source.replicaId;
     const form = rankedForm(source);
-    const claimant: Claimant = { index, source, ranked: rankedPattern(form) };
+    const prefix = literalPrefix(form);
+    const claimant: Claimant = { index, source, form, prefix, ranked: rankedPattern(form) };
     const shared = sharedWithEarlier(tenant, claimant);
     if (shared !== undefined) return shared;
-    tenant.byId.set(id, claimant);
+    tenant.byId.set(source.replicaId, claimant);
     tenant.byRankedForm.set(form, claimant);
-    const prefix = literalPrefix(form);
     const withPrefix = tenant.byPrefix.get(prefix);
     if (withPrefix === undefined) tenant.byPrefix.set(prefix, [claimant]);
     else withPrefix.push(claimant);
-    tenant.ids.splice(firstAtOrAfter(tenant.ids, id), 0, claimant);
+    tenant.ids.splice(firstAtOrAfter(tenant.ids, source.replicaId), 0, claimant);
     return undefined;
   }
 }
@@ -192,7 +195,7 @@ function sharedWithEarlier(tenant: TenantClaims, claimant: Claimant): SharedRepl
   if (sameId !== undefined) {
     return { with: sameId.index, why: `replicaId ${JSON.stringify(id)}`, template: false };
   }
-  const sameForm = tenant.byRankedForm.get(rankedForm(source));
+  const sameForm = tenant.byRankedForm.get(claimant.form);
   if (sameForm !== undefined) {
     const made = [0, 1].map((rank) => JSON.stringify(replicaIdFor(source, rank))).join(", ");
     const template = JSON.stringify(source.replicaIdTemplate);
@@ -214,7 +217,7 @@ function sharedWithEarlier(tenant: TenantClaims, claimant: Claimant): SharedRepl
   }
   // An earlier source's replicaId as this source's id at some rank: only one that starts with the
   // text of this source's ranked form before its first {rank}.
-  const prefix = literalPrefix(rankedForm(source));
+  const { prefix } = claimant;
   for (let i = firstAtOrAfter(tenant.ids, prefix); i < tenant.ids.length; i++) {
     const earlier = tenant.ids[i] as Claimant;
     const earlierId = earlier.source.replicaId;

@@ -19,6 +19,8 @@ import {
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import type { CacheIndex } from "../../src/core/cache-index.js";
 import { createCacheIndex } from "../../src/core/create-cache-index.js";
+import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
+import type { KvEventStreamState } from "../../src/kv-stream/kv-event-stream.js";
 import { createCacheIndexService } from "../../src/service/cache-index-service.js";
 import { FakeCacheIndex } from "../metrics/fake-cache-index.js";
 import { chainOf, hashOf } from "../support/hashes.js";
@@ -371,6 +373,25 @@ describe("createCacheIndexService()", () => {
     expect(error.rawMessage).toBe("tenant is required");
   });
 
+  /** GetCacheState of `scope` from a service that reads these engine streams. */
+  async function stateWithStreams(streams: readonly KvEventStreamState[]) {
+    const client = createClient(
+      CacheIndexService,
+      createRouterTransport((router) =>
+        router.service(
+          CacheIndexService,
+          createCacheIndexService({ index, clock, engineStreams: () => streams }),
+        ),
+      ),
+    );
+    return await client.getCacheState({ tenant: scope.tenant, model: scope.model });
+  }
+
+  /** A stream of `source` that has not connected yet. */
+  function idleStream(source: KvEventSource): KvEventStreamState {
+    return { source, connection: "connecting", framingErrors: 0, decodeErrors: 0, replicas: [] };
+  }
+
   it("reports the engine streams feeding the (tenant, model), summed over their ranks", async () => {
     const source = kvEventSource({ name: "pod-7", replicaId: "pod-7", ...scope });
     const rank = (r: number, lastBatchAgeSeconds: number | undefined) => ({
@@ -386,7 +407,7 @@ describe("createCacheIndexService()", () => {
       restarts: r,
       clears: { gap: 0, restart: r },
     });
-    const streams = [
+    const state = await stateWithStreams([
       {
         source,
         connection: "connected" as const,
@@ -394,24 +415,8 @@ describe("createCacheIndexService()", () => {
         decodeErrors: 2,
         replicas: [rank(0, 3.5), rank(1, 0.5)],
       },
-      {
-        source: { ...source, name: "other-model", model: "other" },
-        connection: "connecting" as const,
-        framingErrors: 0,
-        decodeErrors: 0,
-        replicas: [],
-      },
-    ];
-    const withStreams = createClient(
-      CacheIndexService,
-      createRouterTransport((router) =>
-        router.service(
-          CacheIndexService,
-          createCacheIndexService({ index, clock, engineStreams: () => streams }),
-        ),
-      ),
-    );
-    const state = await withStreams.getCacheState({ tenant: scope.tenant, model: scope.model });
+      idleStream({ ...source, name: "other-model", model: "other" }),
+    ]);
     expect(state.engineStreams).toHaveLength(1);
     expect(state.engineStreams[0]).toMatchObject({
       source: "pod-7",
@@ -429,27 +434,8 @@ describe("createCacheIndexService()", () => {
   });
 
   it("lists the engine streams by source name", async () => {
-    const stream = (name: string) => ({
-      source: kvEventSource({ name, replicaId: name, ...scope }),
-      connection: "connecting" as const,
-      framingErrors: 0,
-      decodeErrors: 0,
-      replicas: [],
-    });
-    const withStreams = createClient(
-      CacheIndexService,
-      createRouterTransport((router) =>
-        router.service(
-          CacheIndexService,
-          createCacheIndexService({
-            index,
-            clock,
-            engineStreams: () => [stream("pod-7"), stream("dead"), stream("pod-10")],
-          }),
-        ),
-      ),
-    );
-    const state = await withStreams.getCacheState({ tenant: scope.tenant, model: scope.model });
+    const named = (name: string) => idleStream(kvEventSource({ name, replicaId: name, ...scope }));
+    const state = await stateWithStreams([named("pod-7"), named("dead"), named("pod-10")]);
     expect(state.engineStreams.map((s) => s.source)).toEqual(["dead", "pod-10", "pod-7"]);
   });
 
