@@ -87,6 +87,8 @@ export function isOverloaded(load: number, fleet: FleetView, factor: number): bo
 /** Options of {@link createApproximatePrefixPolicy}. */
 export interface ApproximatePrefixOptions {
   readonly replicas: number;
+  /** The policy's name in results. @default "approximate" */
+  readonly name?: string;
   /**
    * How many blocks the policy believes each replica keeps: its configured guess, not the real
    * capacity (which it cannot see). @default APPROXIMATE_ASSUMED_CAPACITY_BLOCKS
@@ -123,7 +125,7 @@ export function createApproximatePrefixPolicy(options: ApproximatePrefixOptions)
   const picker = new LeastLoadedPicker();
   const longest: number[] = [];
   return {
-    name: "approximate",
+    name: options.name ?? "approximate",
     choose(request, fleet) {
       let best = 0;
       longest.length = 0;

@@ -1,6 +1,9 @@
 import type { CacheIndex } from "../src/core/cache-index.js";
+import { DEFAULT_TTL_MS } from "../src/core/cache-index-options.js";
 import { createCacheIndex } from "../src/core/create-cache-index.js";
 import type { ReplicaId } from "../src/core/types.js";
+import { DEFAULT_LIVENESS_WINDOW_MS } from "../src/kv-stream/kv-event-stream.js";
+import { DEFAULT_SWEEP_BUDGET, DEFAULT_SWEEP_INTERVAL_MS } from "../src/sweeper.js";
 import type { TraceRequest } from "./mooncake-trace.js";
 import type { RoutableRequest, RoutingPolicy } from "./routing-policies.js";
 import {
@@ -44,13 +47,15 @@ export interface RoutingSimulationOptions {
   readonly createPolicy: (context: PolicyContext) => RoutingPolicy;
   /** @default NOMINAL_SERVICE_MODEL */
   readonly serviceModel?: ServiceModel;
-  /**
-   * The index's TTL, in trace time. The fleet publishes every eviction, so the index is exact
-   * without expiry; the default outlasts the one-hour trace so that a block held but untouched
-   * for a while is not forgotten (a real adapter would re-report it).
-   * @default 7_200_000
-   */
+  /** The index's TTL, in trace time (ms). @default DEFAULT_TTL_MS, the sidecar's */
   readonly ttlMs?: number;
+  /**
+   * How far ahead each replica's live stream vouches for its entries, as the sidecar's
+   * `--liveness-window-seconds`. @default DEFAULT_LIVENESS_WINDOW_MS
+   */
+  readonly livenessWindowMs?: number;
+  /** How often the index is swept, in trace time. @default DEFAULT_SWEEP_INTERVAL_MS */
+  readonly sweepIntervalMs?: number;
 }
 
 /** What one policy achieved on one fleet. */
@@ -78,18 +83,26 @@ export function routableRequests(trace: readonly TraceRequest[]): RoutableReques
 }
 
 /**
- * Routes every request with the policy, lets the chosen replica serve it, and publishes what its
- * engine would: after each request, its evictions and all its blocks (new ones stored, held ones
- * re-confirmed) with its load; when requests finish, a `replica-updated` with the lower load.
+ * Routes every request with the policy, lets the chosen replica serve it, and feeds the index as
+ * the sidecar's engine streams do:
+ * - after each request, what vLLM's KV events carry: its evictions and the blocks it stored (a
+ *   cache hit publishes nothing), with its load; when requests finish, a `replica-updated` with the
+ *   lower load;
+ * - every replica's stream stays live, so its entries are kept alive (after each of its batches
+ *   and every quarter of the liveness window) and the sweeps, every `sweepIntervalMs`, confirm
+ *   again those that reach the TTL.
  */
 export function simulateRouting(options: RoutingSimulationOptions): RoutingSimulationResult {
   const { requests, replicas, capacityBlocks } = options;
-  const clock = new TraceClock(requests[0]?.timestampMs ?? 0);
+  const start = requests[0]?.timestampMs ?? 0;
+  const clock = new TraceClock(start);
   const index = createCacheIndex({
     clock,
-    ttlMs: options.ttlMs ?? 7_200_000,
+    ttlMs: options.ttlMs ?? DEFAULT_TTL_MS,
     maxEntries: Math.max(1_000_000, 2 * replicas * capacityBlocks),
   });
+  const livenessWindowMs = options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS;
+  const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
   const fleet = new SimulatedFleet({
     replicas,
     capacityBlocks,
@@ -104,14 +117,40 @@ export function simulateRouting(options: RoutingSimulationOptions): RoutingSimul
     scope: SIMULATION_SCOPE,
   });
   const hashOf = memoizedBlockHash();
+  const refOf = (replica: number) => ({
+    tenant: SIMULATION_SCOPE.tenant,
+    model: SIMULATION_SCOPE.model,
+    replicaId: replicaIds[replica] as string,
+  });
   const publish = (replica: number, events: ReturnType<typeof engineEvents>) => {
     index.publish({ ...SIMULATION_SCOPE, replicaId: replicaIds[replica] as string, events });
+    index.keepAlive(refOf(replica), clock.now() + livenessWindowMs);
+  };
+  // The streams' timers and the sweeper's, in trace time: each fires at its own instant, before
+  // the arrival that comes after it.
+  let nextVouch = start + livenessWindowMs / 4;
+  let nextSweep = start + sweepIntervalMs;
+  const runTimersUntil = (nowMs: number) => {
+    while (Math.min(nextVouch, nextSweep) <= nowMs) {
+      if (nextVouch <= nextSweep) {
+        clock.advanceTo(nextVouch);
+        for (let replica = 0; replica < replicas; replica++) {
+          index.keepAlive(refOf(replica), nextVouch + livenessWindowMs);
+        }
+        nextVouch += livenessWindowMs / 4;
+      } else {
+        clock.advanceTo(nextSweep);
+        while (!index.sweep(DEFAULT_SWEEP_BUDGET).done) {}
+        nextSweep += sweepIntervalMs;
+      }
+    }
   };
 
   let requestedBlocks = 0;
   let reusedBlocks = 0;
   let peakActiveRequests = 0;
   for (const request of requests) {
+    runTimersUntil(request.timestampMs);
     clock.advanceTo(request.timestampMs);
     for (const replica of fleet.advanceTo(request.timestampMs)) {
       publish(replica, [{ type: "replica-updated", stats: fleet.stats(replica) }]);
@@ -119,10 +158,7 @@ export function simulateRouting(options: RoutingSimulationOptions): RoutingSimul
     const replica = policy.choose(request, fleet);
     const change = fleet.serve(replica, request, request.timestampMs);
     policy.routed?.(request, replica);
-    publish(
-      replica,
-      engineEvents(change, hashOf, { includeRefreshed: true, stats: fleet.stats(replica) }),
-    );
+    publish(replica, engineEvents(change, hashOf, { stats: fleet.stats(replica) }));
     requestedBlocks += request.hashIds.length;
     reusedBlocks += change.reusedBlocks;
     peakActiveRequests = Math.max(peakActiveRequests, fleet.activeRequests(replica));

@@ -23,8 +23,6 @@ export interface CacheChange {
   readonly reusedBlocks: number;
   /** Blocks the cache did not hold and now does (head first): the engine's store events. */
   readonly stored: readonly HeldBlock[];
-  /** Blocks it already held and has marked most recently used (head first). */
-  readonly refreshed: readonly HeldBlock[];
   /** Blocks pushed out to make room, least recently used first: the engine's remove events. */
   readonly evicted: readonly HeldBlock[];
 }
@@ -69,15 +67,13 @@ export class ReplicaCache {
     const reusedBlocks = this.reusablePrefix(chain);
     const kept = Math.min(chain.length, this.capacityBlocks);
     const stored: HeldBlock[] = [];
-    const refreshed: HeldBlock[] = [];
     for (let depth = kept - 1; depth >= 0; depth--) {
       const block = chain[depth] as BlockId;
       const held = this.#blocks.delete(block);
       this.#blocks.set(block, depth);
-      (held ? refreshed : stored).push({ block, depth });
+      if (!held) stored.push({ block, depth });
     }
     stored.reverse();
-    refreshed.reverse();
     // The chain's blocks are the most recently used, so the oldest are never this request's own.
     const evicted: HeldBlock[] = [];
     for (const [block, depth] of this.#blocks) {
@@ -85,7 +81,7 @@ export class ReplicaCache {
       evicted.push({ block, depth });
     }
     for (const { block } of evicted) this.#blocks.delete(block);
-    return { reusedBlocks, stored, refreshed, evicted };
+    return { reusedBlocks, stored, evicted };
   }
 }
 
@@ -243,20 +239,15 @@ export function memoizedBlockHash(): (block: BlockId) => PrefixHash {
 
 /** Options of {@link engineEvents}. */
 export interface EngineEventOptions {
-  /**
-   * Also publish the blocks the cache already held, as `prefix-added`: an adapter re-confirming
-   * them keeps the index's soft state alive past its TTL. Engines themselves only store new blocks.
-   * @default false
-   */
-  readonly includeRefreshed?: boolean;
   /** Load to attach to the last event. */
   readonly stats?: ReplicaStats;
 }
 
 /**
- * The events an engine publishes after serving a request: the evictions (`prefix-evicted`), then
- * the stored blocks (`prefix-added`, head first, token counts from their depth). Empty parts are
- * left out; when both are empty and stats are given, a `replica-updated` carries them.
+ * The events an engine publishes after serving a request, as vLLM's KV events carry them: the
+ * evictions (`prefix-evicted`), then the blocks it stored (`prefix-added`, head first, token counts
+ * from their depth). Blocks it already held publish nothing. Empty parts are left out; when both are
+ * empty and stats are given, a `replica-updated` carries them.
  */
 export function engineEvents(
   change: CacheChange,
@@ -269,11 +260,7 @@ export function engineEvents(
   });
   const { stats } = options;
   const evicted = change.evicted.map(entry);
-  const added = (
-    options.includeRefreshed
-      ? [...change.stored, ...change.refreshed].sort((a, b) => a.depth - b.depth)
-      : change.stored
-  ).map(entry);
+  const added = change.stored.map(entry);
   const events: CacheEvent[] = [];
   // Stats ride on the last event, as an engine reports its load after the step that changed it.
   if (evicted.length > 0) {

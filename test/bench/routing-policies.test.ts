@@ -105,6 +105,36 @@ describe("createApproximatePrefixPolicy()", () => {
     expect(policy.choose(routable(1, 2), fleetWith([0, 1]))).toBe(0);
   });
 
+  it("told a replica's true capacity, believes exactly what the replica's LRU cache holds", () => {
+    const policy = createApproximatePrefixPolicy({
+      replicas: 2,
+      assumedCapacityBlocks: 3,
+      name: "approximate, exact capacity",
+    });
+    const cache = new ReplicaCache(3);
+    for (const chain of [
+      [1, 2],
+      [1, 3],
+      [4, 5],
+      [1, 2],
+    ]) {
+      policy.routed?.(routable(...chain), 1);
+      cache.serve(chain);
+    }
+    expect(policy.name).toBe("approximate, exact capacity");
+    // The cache now holds 4, 2 and 1 (3 and 5 evicted), and the policy believes just that.
+    expect([1, 2, 3, 4, 5].map((block) => cache.holds(block))).toEqual([
+      true,
+      true,
+      false,
+      true,
+      false,
+    ]);
+    expect(policy.choose(routable(4, 5), fleetWith([0, 1]))).toBe(1);
+    expect(policy.choose(routable(3), fleetWith([0, 1]))).toBe(0);
+    expect(policy.choose(routable(5), fleetWith([0, 1]))).toBe(0);
+  });
+
   it("with an overload factor, skips an overloaded match for the least loaded", () => {
     const policy = createApproximatePrefixPolicy({ replicas: 4, overloadFactor: 2 });
     policy.routed?.(routable(1, 2), 3);

@@ -1,8 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { blockHash, type TraceRequest } from "../../bench/mooncake-trace.js";
 import { buildReplaySchedule, duplicateTrace } from "../../bench/replay-bench.js";
-import { createRoundRobinPolicy } from "../../bench/routing-policies.js";
-import { routableRequests, simulateRouting } from "../../bench/routing-simulation.js";
+import { createRoundRobinPolicy, type RoutingPolicy } from "../../bench/routing-policies.js";
+import {
+  type PolicyContext,
+  routableRequests,
+  simulateRouting,
+} from "../../bench/routing-simulation.js";
 import {
   engineEvents,
   memoizedBlockHash,
@@ -12,6 +16,7 @@ import {
 } from "../../bench/simulated-fleet.js";
 import { TraceClock } from "../../bench/trace-clock.js";
 import { createCacheIndex } from "../../src/core/create-cache-index.js";
+import type { ReplicaHint } from "../../src/core/types.js";
 
 const SCOPE = { tenant: "t", model: "m", hashScheme: "s" };
 
@@ -39,7 +44,7 @@ describe("ReplicaCache", () => {
     const change = cache.serve([1, 9, 3]);
     expect(change.reusedBlocks).toBe(1);
     expect(change.stored).toEqual([{ block: 9, depth: 1 }]);
-    expect(change.refreshed.map((held) => held.block)).toEqual([1, 3]);
+    expect([1, 9, 3].every((block) => cache.holds(block))).toBe(true);
   });
 
   it("evicts the least recently used blocks past its capacity, a chain's tail before its head", () => {
@@ -76,23 +81,6 @@ describe("engineEvents()", () => {
         ],
       },
     ]);
-  });
-
-  it("re-confirms the blocks already held when asked, and puts the stats on the last event", () => {
-    const cache = new ReplicaCache(4);
-    cache.serve([1, 2]);
-    const stats = { activeRequests: 2, queuedRequests: 0, kvCacheUsage: 0.75 };
-    const events = engineEvents(cache.serve([1, 2, 3]), blockHash, {
-      includeRefreshed: true,
-      stats,
-    });
-    expect(events).toHaveLength(1);
-    const [added] = events;
-    expect(added?.type).toBe("prefix-added");
-    expect(added && "prefixes" in added ? added.prefixes.map((p) => p.tokenCount) : []).toEqual([
-      512, 1024, 1536,
-    ]);
-    expect(added && "stats" in added ? added.stats : undefined).toEqual(stats);
   });
 
   it("sends only a load update when nothing changed", () => {
@@ -173,6 +161,81 @@ describe("simulateRouting()", () => {
       createPolicy: () => ({ name: "always-0", choose: () => 0 }),
     });
     expect(result.loadImbalance).toBeCloseTo(3 / 1.5);
+  });
+});
+
+/** Routes request i to `replicas[i]`; at the requests in `probes`, records the index's top hint first. */
+function scriptedPolicy(replicas: number[], probes: ReadonlySet<number>) {
+  const seen: (ReplicaHint | undefined)[] = [];
+  let next = 0;
+  const create = ({ index, scope }: PolicyContext): RoutingPolicy => ({
+    name: "scripted",
+    choose(request) {
+      const at = next++;
+      if (probes.has(at)) {
+        const query = { ...scope, prefixHashes: request.prefixHashes, candidateReplicaIds: [] };
+        seen.push(index.lookup({ ...query, maxHints: 1 }).hints[0]);
+      }
+      return replicas[at] as number;
+    },
+  });
+  return { create, seen };
+}
+
+describe("simulateRouting(): the engines publish what vLLM's KV events carry", () => {
+  it("stores only new blocks: a cache hit does not make the replica's copy fresher", () => {
+    // Replica 0 stores block 1 at t=0, replica 1 at t=100; replica 0 reuses it at t=200. Engines
+    // publish nothing for a hit, so at t=300 replica 1's copy is still the fresher one.
+    const trace = [
+      request(0, [1, 2]),
+      request(100, [1, 3]),
+      request(200, [1, 4]),
+      request(300, [1]),
+    ];
+    const policy = scriptedPolicy([0, 1, 0, 0], new Set([3]));
+    simulateRouting({
+      requests: routableRequests(trace),
+      replicas: 2,
+      capacityBlocks: 16,
+      createPolicy: policy.create,
+    });
+    expect(policy.seen.map((hint) => hint?.replicaId)).toEqual(["replica-1"]);
+  });
+
+  it("keeps a replica's blocks past the TTL while its stream is live, as the sidecar does", () => {
+    // Replica 0 stores [1, 2] at t=0 and is sent nothing after; traffic to replica 1 moves the
+    // clock (and the sweeps) on to 5 TTLs later.
+    const trace = [request(0, [1, 2])];
+    for (let t = 400; t <= 5_000; t += 400) trace.push(request(t, [100 + t]));
+    trace.push(request(5_000, [1, 2, 3]));
+    const probe = trace.length - 1;
+    const policy = scriptedPolicy([0, ...trace.slice(1).map(() => 1)], new Set([probe]));
+    simulateRouting({
+      requests: routableRequests(trace),
+      replicas: 2,
+      capacityBlocks: 16,
+      createPolicy: policy.create,
+      ttlMs: 1_000,
+      livenessWindowMs: 500,
+      sweepIntervalMs: 100,
+    });
+    expect(policy.seen).toEqual([
+      expect.objectContaining({ replicaId: "replica-0", matchedBlocks: 2 }),
+    ]);
+    // The sweeps confirmed the blocks again as they reached the TTL: less than a TTL old.
+    expect(policy.seen[0]?.freshness).toBeGreaterThan(0.5);
+  });
+
+  it("forgets what a replica evicted", () => {
+    const trace = [request(0, [1, 2]), request(10, [3, 4]), request(20, [1, 2])];
+    const policy = scriptedPolicy([0, 0, 0], new Set([2]));
+    simulateRouting({
+      requests: routableRequests(trace),
+      replicas: 1,
+      capacityBlocks: 2,
+      createPolicy: policy.create,
+    });
+    expect(policy.seen).toEqual([undefined]);
   });
 });
 
