@@ -27,12 +27,20 @@ const trace =
       )
     : [];
 
-/** Calls `store(replica, ids)` until `target` holder-blocks are stored. */
-function fill(store: (replica: number, ids: readonly number[]) => void): void {
+/**
+ * Calls `store(replica, ids)` until the index holds `target` holder-blocks, or, given `stores`, that
+ * many times (to repeat a fill). Returns how many times it called `store`.
+ */
+function fill(store: (replica: number, ids: readonly number[]) => void, stores?: number): number {
+  let calls = 0;
+  const storeOnce = (replica: number, ids: readonly number[]) => {
+    store(replica, ids);
+    calls++;
+  };
   if (workload === "distinct") {
     // Worst case: every block held by one replica. 1,000 replicas, chains of 100 unique blocks.
     for (let chain = 0; chain * 100 < target; chain++) {
-      store(
+      storeOnce(
         chain % 1000,
         Array.from({ length: 100 }, (_, i) => chain * 100 + i),
       );
@@ -41,26 +49,28 @@ function fill(store: (replica: number, ids: readonly number[]) => void): void {
     // Every block held by 10 of 1,000 replicas: chains of 100 blocks, each stored on 10 replicas.
     for (let chain = 0; chain * 1000 < target; chain++) {
       const ids = Array.from({ length: 100 }, (_, i) => chain * 100 + i);
-      for (let copy = 0; copy < 10; copy++) store((chain * 10 + copy) % 1000, ids);
+      for (let copy = 0; copy < 10; copy++) storeOnce((chain * 10 + copy) % 1000, ids);
     }
   } else {
     // The Mooncake trace over 7,000 workers, each request's chain stored on a random worker, the
     // trace repeated with its block ids offset per copy (Dynamo's trace duplication) until full.
+    // A chain may share blocks with one its worker already holds, so the index is asked how full it
+    // is. Stopping there leaves the index at the target or a chain's new blocks past it.
     let seed = 1;
     const random = () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed / 2 ** 32;
     };
-    let stored = 0;
-    for (let copy = 0; stored < target; copy++) {
+    const done = () => (stores === undefined ? index.size().entries >= target : calls >= stores);
+    for (let copy = 0; !done(); copy++) {
       for (const request of trace) {
-        if (stored >= target) break;
+        if (done()) break;
         const ids = request.hashIds.map((id) => id + copy * 10_000_000);
-        store(Math.floor(random() * 7000), ids);
-        stored += ids.length;
+        storeOnce(Math.floor(random() * 7000), ids);
       }
     }
   }
+  return calls;
 }
 
 let arrayBytes = 0;
@@ -74,7 +84,8 @@ function measure(): number {
   return usage.heapUsed + usage.arrayBuffers;
 }
 
-const index = createCacheIndex({ clock, maxEntries: target, ttlMs: 3_600_000 });
+// Room for the last chain past the target, so that filling evicts nothing.
+const index = createCacheIndex({ clock, maxEntries: target + 10_000, ttlMs: 3_600_000 });
 const replicas = new Set<number>();
 const store = (replica: number, ids: readonly number[]) => {
   replicas.add(replica);
@@ -104,21 +115,21 @@ const clearAll = () => {
 const baseline = measure();
 const baselineArrays = arrayBytes;
 const started = performance.now();
-fill(store);
+const stores = fill(store);
 const fillSeconds = (performance.now() - started) / 1000;
 const holderBlocks = index.size().entries;
 const filled = measure();
 const arrayBytesPerHolderBlock = (arrayBytes - baselineArrays) / holderBlocks;
 clearAll();
 const cleared = measure();
-fill(store);
+fill(store, stores);
 const refilled = measure();
 // Counted last, outside every measurement: the same fill, into a set instead of the index.
 const distinctBlocks = new Set<number>();
 const counted = distinctBlocks;
 fill((_, ids) => {
   for (const id of ids) counted.add(id);
-});
+}, stores);
 
 console.log(
   JSON.stringify({
