@@ -14,7 +14,8 @@ export interface KvEventStreamLogger {
  * A stream's connection to its engine's publisher:
  * - `connecting`: configured, never connected yet;
  * - `connected`: the ZMTP handshake completed and the connection holds (heartbeats answered);
- * - `disconnected`: it was connected and is not any more; reconnecting with backoff.
+ * - `disconnected`: it was connected and is not any more, or reading from it failed; reconnecting
+ *   (or reading again) with backoff.
  */
 export type KvEventConnection = "connecting" | "connected" | "disconnected";
 

@@ -95,7 +95,9 @@ type ResolvedOptions = Required<Omit<ZmqKvEventStreamOptions, "logger">> & {
  *   called after every applied batch and every quarter window; when the connection is lost it
  *   stops, so the replicas' entries age by their TTL once the window has passed.
  * - ZMQ reconnects with exponential backoff; ZMTP heartbeats detect a peer that vanished without
- *   closing its connection. The connection state comes from the socket's event observer.
+ *   closing its connection. The connection state comes from the socket's event observer, and from
+ *   reading: a failed read counts as a lost connection (reading starts again with backoff), and a
+ *   message received shows the connection holds.
  *
  * The stream starts at once; `close()` stops it.
  */
@@ -187,6 +189,8 @@ class ZmqKvEventStream implements KvEventStream {
   readonly #keepAliveTimer: NodeJS.Timeout;
   /** The receive loop; settles (never rejects) once the subscriber is closed. */
   readonly #receiving: Promise<void>;
+  /** Ends the wait before reading again after a failed read (set during that wait). */
+  #wake: (() => void) | undefined;
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
@@ -222,9 +226,7 @@ class ZmqKvEventStream implements KvEventStream {
     }
     this.#keepAliveTimer = setInterval(() => this.#keepAlive(), options.livenessWindowMs / 4);
     this.#keepAliveTimer.unref();
-    this.#receiving = this.#receive().catch((error: unknown) => {
-      if (!this.#closed) this.#log("error", { err: error }, "KV-event stream stopped reading");
-    });
+    this.#receiving = this.#receiveUntilClosed();
   }
 
   state(): KvEventStreamState {
@@ -266,15 +268,55 @@ class ZmqKvEventStream implements KvEventStream {
       clearInterval(this.#keepAliveTimer);
       this.#dealer?.close();
       this.#subscriber.close();
+      this.#wake?.();
     }
     await this.#receiving;
   }
 
-  async #receive(): Promise<void> {
+  /**
+   * Reads until closed. A read that fails (libzmq gives up on the socket, which should not happen)
+   * counts as a lost connection: nothing is vouched for any more, so the replicas' entries age out
+   * after the liveness window instead of staying alive unheard. Reading starts again after the
+   * reconnect interval, backing off to its maximum while reads keep failing.
+   */
+  async #receiveUntilClosed(): Promise<void> {
+    let retryMs = this.#options.reconnectIntervalMs;
+    while (!this.#closed) {
+      try {
+        await this.#receive(() => {
+          retryMs = this.#options.reconnectIntervalMs;
+        });
+        return;
+      } catch (error) {
+        if (this.#closed) return;
+        this.#log(
+          "error",
+          { err: error, retryMs },
+          "reading the KV-event stream failed; treated as a lost connection, reading again",
+        );
+        this.#setConnection("disconnected");
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, retryMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+        retryMs = Math.min(2 * retryMs, this.#options.reconnectMaxIntervalMs);
+      }
+    }
+  }
+
+  /** Calls `received` on each message. */
+  async #receive(received: () => void): Promise<void> {
     // Ends when the subscriber is closed. One message at a time: while a gap is recovered, the
     // live messages behind it wait in ZMQ's queue.
     for await (const frames of this.#subscriber) {
       if (this.#closed) return;
+      received();
+      // A message shows the connection holds, also after a failed read (no handshake follows).
+      this.#setConnection("connected");
       let recovery: Promise<void> | undefined;
       try {
         recovery = this.#onLiveMessage(frames);

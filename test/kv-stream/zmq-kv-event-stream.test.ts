@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { Subscriber } from "zeromq";
 import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
 import { MAX_BATCH_BLOCKS } from "../../src/kv-events/kv-event-decoder.js";
 import type { KvEventSource } from "../../src/kv-events/kv-event-source.js";
@@ -555,6 +556,44 @@ describe("createZmqKvEventStream()", () => {
       `apply ${tsOf(4)}`,
     ]);
     expect(stream.state().replicas).toMatchObject([{ lastSeq: 4, gaps: 1 }]);
+  });
+
+  it("when reading fails, stops vouching as for a lost connection, and reads again", async () => {
+    const engine = await startEngine();
+    const logger = new RecordingLogger();
+    const stream = await subscribe(engine, { logger, livenessWindowMs: 200 });
+    await engine.publish(0, batchPayload(1));
+    await waitFor(() => sink.appliedTs.length === 1, "the first batch");
+    // The receive already waiting gets the next message; the one after it fails, once. (zeromq
+    // defines receive() read-only, further up the chain: an own property shadows it.)
+    const restore = () => Reflect.deleteProperty(Subscriber.prototype, "receive");
+    Object.defineProperty(Subscriber.prototype, "receive", {
+      configurable: true,
+      value: () => {
+        restore();
+        return Promise.reject(new Error("a socket error"));
+      },
+    });
+    try {
+      await engine.publish(1, batchPayload(2));
+      await waitFor(() => stream.state().connection === "disconnected", "the failed read");
+    } finally {
+      restore();
+    }
+    expect(sink.appliedTs).toHaveLength(2);
+    expect(logger.lines.filter((line) => line.level === "error")).toMatchObject([
+      {
+        message: "reading the KV-event stream failed; treated as a lost connection, reading again",
+      },
+    ]);
+    const atFailure = sink.keepAlives;
+    await new Promise((resolve) => setTimeout(resolve, 120)); // two timer periods
+    expect(sink.keepAlives).toBe(atFailure);
+
+    await engine.publish(2, batchPayload(3));
+    await waitFor(() => sink.appliedTs.length === 3, "the batch after the failure");
+    expect(stream.state().connection).toBe("connected");
+    await waitFor(() => sink.keepAlives > atFailure, "keep-alives again");
   });
 
   it("applies nothing after close() resolves", async () => {
