@@ -87,6 +87,30 @@ async function main(): Promise<void> {
     sourcesFile === undefined
       ? undefined
       : createKvEventSourcesReloader({ path: sourcesFile, subscriptions, logger });
+  // Widened on purpose: signal handlers change it while start-up awaits.
+  let phase = "starting" as Phase;
+  // SIGTERM and SIGINT are handled from here on: until the servers exist (the start-up read of the
+  // sources file may wait on a slow file system) a signal stops what has started and exits 0;
+  // from then on it drains (see shutdown below). A second signal exits at once.
+  let stop: (signal: NodeJS.Signals) => Promise<void> = async (signal) => {
+    phase = "draining";
+    logger.info({ signal }, "stopped before start-up finished");
+    reloader?.close();
+    await subscriptions.close();
+    process.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.on(signal, (received) => {
+      if (phase === "draining") {
+        logger.error({ signal: received }, "a second signal: exiting without finishing the drain");
+        process.exit(1);
+      }
+      stop(received).catch((error: unknown) => {
+        logger.fatal({ err: error }, "shutdown failed");
+        process.exit(1);
+      });
+    });
+  }
   if (reloader !== undefined) {
     // Installed first, so that a SIGHUP during the start-up read (Node's default would end the
     // process) asks for one more read; the reloader queues it behind the first.
@@ -108,8 +132,6 @@ async function main(): Promise<void> {
     );
   }
 
-  // Widened on purpose: signal handlers change it while start-up awaits.
-  let phase = "starting" as Phase;
   const sweeper = createSweeper({
     index,
     intervalMs: config.sweepIntervalSeconds * 1000,
@@ -165,11 +187,10 @@ async function main(): Promise<void> {
     onUnexpectedError,
   });
 
-  // Signals are handled from before the servers listen: a signal that arrives during start-up
-  // still drains and exits 0 instead of killing the process with the default action.
+  // Signals drain from before the servers listen: a signal that arrives while they bind still
+  // drains and exits 0.
   const starting = Promise.allSettled([grpcServer.start(), httpServer.start()]);
-  const shutdown = async (signal: NodeJS.Signals) => {
-    if (phase === "draining") return;
+  stop = async (signal: NodeJS.Signals) => {
     phase = "draining";
     const delayMs = config.shutdownDelaySeconds * 1000;
     const graceMs = config.shutdownGraceSeconds * 1000;
@@ -187,14 +208,6 @@ async function main(): Promise<void> {
     // Nothing is left to finish; exit now rather than wait on any handle a library left open.
     process.exit(0);
   };
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    process.on(signal, (received) => {
-      shutdown(received).catch((error: unknown) => {
-        logger.fatal({ err: error }, "shutdown failed");
-        process.exit(1);
-      });
-    });
-  }
 
   const [grpcStarted, httpStarted] = await starting;
   if (grpcStarted.status === "rejected" || httpStarted.status === "rejected") {

@@ -1,5 +1,8 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client, credentials, status } from "@grpc/grpc-js";
@@ -11,7 +14,12 @@ import {
 } from "../../gen/inferencecache/v1/cache_index_pb.js";
 import { createGrpcClient, type GrpcClient } from "../support/grpc-client.js";
 import { chainOf } from "../support/hashes.js";
-import { runSidecar, type SidecarProcess, startSidecar } from "../support/sidecar-process.js";
+import {
+  MAIN_SCRIPT,
+  runSidecar,
+  type SidecarProcess,
+  startSidecar,
+} from "../support/sidecar-process.js";
 
 const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 const scope = { tenant: "acme", model: "llama-3-8b", hashScheme: "vllm-sha256_cbor-bs16" };
@@ -250,6 +258,77 @@ describe("the sidecar's lifecycle", () => {
       client.close();
     }
     expect(await sidecar.stop("SIGTERM")).toBe(0);
+  });
+
+  it("a second signal during the drain exits 1 at once, saying so", async () => {
+    const sidecar = await startSidecar(["--shutdown-delay-seconds", "60"]);
+    try {
+      const stopped = sidecar.stop("SIGTERM");
+      await vi.waitFor(
+        () =>
+          expect(sidecar.logs.map((line) => line.msg)).toContain(
+            "draining: readiness and health are down",
+          ),
+        { timeout: 2_000, interval: 20 },
+      );
+      sidecar.child.kill("SIGINT");
+      const code = await Promise.race([
+        stopped,
+        new Promise((resolve) => setTimeout(() => resolve("still running"), 5_000)),
+      ]);
+      expect(code).toBe(1);
+      expect(sidecar.logs).toContainEqual(
+        expect.objectContaining({
+          level: "error",
+          signal: "SIGINT",
+          msg: "a second signal: exiting without finishing the drain",
+        }),
+      );
+    } finally {
+      if (sidecar.child.exitCode === null) sidecar.child.kill("SIGKILL");
+    }
+  });
+
+  it("stops cleanly on SIGTERM while still reading its sources file at start-up", async () => {
+    // A FIFO with no writer yet: the start-up read waits on it.
+    const dir = mkdtempSync(join(tmpdir(), "sources-"));
+    const fifo = join(dir, "sources.json");
+    await promisify(execFile)("mkfifo", [fifo]);
+    const child = spawn(
+      process.execPath,
+      [
+        MAIN_SCRIPT,
+        "--grpc-address",
+        "127.0.0.1:0",
+        "--http-address",
+        "127.0.0.1:0",
+        "--kv-events-config",
+        fifo,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (code) => resolve(code)),
+    );
+    let writer: number | undefined;
+    try {
+      // Opening the write end without blocking succeeds once the sidecar has opened the read end.
+      await vi.waitFor(
+        () => {
+          writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(stdout).toContain("stopped before start-up finished");
+    } finally {
+      if (writer !== undefined) closeSync(writer);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("exits 0 on SIGINT too", async () => {
