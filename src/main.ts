@@ -20,6 +20,7 @@ import { createCacheIndexService } from "./service/cache-index-service.js";
 import { createSweeper } from "./sweeper.js";
 import { createGrpcServer } from "./transport/grpc-server.js";
 import { createHttpServer } from "./transport/http-server.js";
+import { createUnexpectedErrorLog } from "./unexpected-error-log.js";
 
 /** Where the process is in its life; readiness and health follow it. */
 type Phase = "starting" | "serving" | "draining";
@@ -139,8 +140,7 @@ async function main(): Promise<void> {
   });
   for (const warning of sweeper.warnings) logger.warn(warning);
 
-  const onUnexpectedError = (error: unknown, method: string) =>
-    logger.error({ err: error, method }, "unexpected error while serving a call");
+  const onUnexpectedError = createUnexpectedErrorLog({ logger, clock, intervalMs: 10_000 });
   const serviceOptions = {
     index,
     clock,
