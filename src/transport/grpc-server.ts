@@ -1,5 +1,11 @@
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import {
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import type { GrpcMethodCodec } from "./grpc-method-codec.js";
 import { createGrpcReflection } from "./grpc-reflection.js";
@@ -98,6 +104,8 @@ export class GrpcServer {
   readonly #address: string;
   readonly #health: HealthImplementation;
   readonly #healthNames: readonly string[];
+  /** Health `Watch` calls open now: shutdown ends them (they never end by themselves). */
+  readonly #watches = new Set<ServerWritableStream<unknown, unknown>>();
   #started: Promise<{ port: number }> | undefined;
   /** Set once shutdown starts; from then on health stays NOT_SERVING. */
   #stopped: Promise<void> | undefined;
@@ -112,7 +120,23 @@ export class GrpcServer {
     this.#health = new HealthImplementation(
       Object.fromEntries(options.healthNames.map((name) => [name, "NOT_SERVING"])),
     );
-    this.#health.addToServer(this.#server);
+    // Health is added through a server that keeps track of its Watch calls, so that shutdown can
+    // end them instead of waiting out its grace for them.
+    this.#health.addToServer({
+      addService: (service, implementation) => {
+        const watch = implementation.watch as (
+          call: ServerWritableStream<unknown, unknown>,
+        ) => void;
+        this.#server.addService(service as ServiceDefinition, {
+          ...(implementation as UntypedServiceImplementation),
+          watch: (call: ServerWritableStream<unknown, unknown>) => {
+            this.#watches.add(call);
+            call.on("cancelled", () => this.#watches.delete(call));
+            watch(call);
+          },
+        });
+      },
+    });
   }
 
   /**
@@ -143,9 +167,9 @@ export class GrpcServer {
   }
 
   /**
-   * Stops the server: health turns NOT_SERVING (watchers hear it), new calls are refused, calls in
-   * flight finish. Connections still open after `graceMs` (a slow call, a health `Watch` stream)
-   * are closed forcibly. Resolves once every connection is closed; later calls return the same
+   * Stops the server: health turns NOT_SERVING (watchers hear it, then their `Watch` calls end with
+   * OK), new calls are refused, calls in flight finish. Connections still open after `graceMs` (a
+   * slow call) are closed forcibly. Resolves once every connection is closed; later calls return the same
    * promise.
    */
   shutdown(graceMs: number): Promise<void> {
@@ -155,6 +179,8 @@ export class GrpcServer {
 
   #drain(graceMs: number): Promise<void> {
     this.#setHealth("NOT_SERVING");
+    for (const call of this.#watches) call.end();
+    this.#watches.clear();
     return new Promise((resolve) => {
       const force = setTimeout(() => this.#server.forceShutdown(), graceMs);
       // forceShutdown() closes the remaining sessions, which completes tryShutdown() too.

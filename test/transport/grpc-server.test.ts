@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { connect } from "node:http2";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -333,12 +334,37 @@ describe("createGrpcServer()", () => {
 
     it("closes calls still open once the grace has elapsed", async () => {
       const address = await startServer();
-      const watch = watchHealth(address, "");
-      await watch.next(); // NOT_SERVING, the initial status
+      // A call whose request never finishes arriving: 2 of the 10 bytes its frame announces.
+      const session = connect(`http://${address}`);
+      session.on("error", () => {}); // forceShutdown() ends the session with an error code
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/inferencecache.v1.CacheIndexService/GetCacheState",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.on("error", () => {});
+      const closed = new Promise((resolve) => stream.once("close", resolve));
+      stream.write(Uint8Array.of(0, 0, 0, 0, 10, 0x0a, 0x04));
+      await new Promise((resolve) => stream.once("ready", resolve));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the server has the stream
       const started = performance.now();
       await server?.shutdown(200);
       expect(performance.now() - started).toBeGreaterThanOrEqual(150);
-      await expect(watch.ended).resolves.toBeDefined();
+      await closed;
+      session.destroy();
+    });
+
+    it("ends health watches once they are told NOT_SERVING, so they do not hold it up", async () => {
+      const address = await startServer();
+      server?.setServing(true);
+      const watch = watchHealth(address, "");
+      await watch.next(); // SERVING
+      const started = performance.now();
+      await server?.shutdown(10_000);
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(await watch.next()).toBe("NOT_SERVING");
+      await expect(watch.ended).resolves.toBe("end");
       watch.close();
     });
 
