@@ -51,10 +51,10 @@ const waitUntil = (check: () => void) => vi.waitFor(check, { timeout: 2000, inte
 describe("resolveSweeperOptions()", () => {
   const index = new FakeSweptIndex();
 
-  it("sweeps 10,000 entries every 5 s by default, without warnings", () => {
+  it("sweeps 1,000 entries a step every 5 s by default, without warnings", () => {
     const resolved = resolveSweeperOptions({ index });
     expect(resolved.intervalMs).toBe(5000);
-    expect(resolved.budget).toBe(10_000);
+    expect(resolved.budget).toBe(1_000);
     expect(resolved.warnings).toEqual([]);
   });
 
@@ -75,12 +75,12 @@ describe("resolveSweeperOptions()", () => {
   );
 
   it.each([0, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY])(
-    "falls back to 10,000 entries with a warning for a budget of %s",
+    "falls back to 1,000 entries with a warning for a budget of %s",
     (budget) => {
       const resolved = resolveSweeperOptions({ index, budget });
-      expect(resolved.budget).toBe(10_000);
+      expect(resolved.budget).toBe(1_000);
       expect(resolved.warnings).toEqual([
-        expect.stringMatching(/^sweep budget must be .*using 10000$/),
+        expect.stringMatching(/^sweep budget must be .*using 1000$/),
       ]);
     },
   );
