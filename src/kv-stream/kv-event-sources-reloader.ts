@@ -12,8 +12,9 @@ export interface KvEventSourcesReloaderOptions {
   /** Where each reload's outcome, and an invalid file, are logged. */
   readonly logger: KvEventStreamLogger;
   /**
-   * How often `watch()` checks the file for a change (of modification time or inode, so that a
-   * Kubernetes ConfigMap's symlink swap counts).
+   * How often `watch()` checks the file for a change: of its inode (so that a Kubernetes
+   * ConfigMap's symlink swap counts), modification time, or change time (so that a rewrite that
+   * keeps the old modification time, as `cp -p` does, counts too).
    * @default 5_000
    */
   readonly watchIntervalMs?: number;
@@ -73,7 +74,11 @@ export function createKvEventSourcesReloader(
   };
 
   const listener: StatsListener = (current, previous) => {
-    if (current.mtimeMs === previous.mtimeMs && current.ino === previous.ino) return;
+    const same =
+      current.ctimeMs === previous.ctimeMs &&
+      current.mtimeMs === previous.mtimeMs &&
+      current.ino === previous.ino;
+    if (same) return;
     void reloader.reload("file changed");
   };
 

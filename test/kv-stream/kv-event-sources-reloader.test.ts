@@ -1,3 +1,4 @@
+import { utimesSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,5 +102,21 @@ describe("createKvEventSourcesReloader()", () => {
     await writeFile(file, fileWith("tcp://10.0.0.4:5557"));
     await new Promise((resolve) => setTimeout(resolve, 100)); // five watch periods
     expect(subscriptions.reloads).toHaveLength(2);
+  });
+
+  it("reloads when the file is rewritten in place with its old modification time kept", async () => {
+    // As `cp -p` or `rsync -t` do: only the change time (which no one can set) tells.
+    await writeFile(file, fileWith("tcp://10.0.0.1:5557"));
+    const mtime = 1_700_000_000; // whole seconds, so that setting it again restores it exactly
+    utimesSync(file, mtime, mtime);
+    const watching = create();
+    await watching.reload("start");
+    watching.watch();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the watcher's first stat
+    // Synchronously, so that the watcher's stats see the file before or after, not between.
+    writeFileSync(file, fileWith("tcp://10.0.0.2:5557"));
+    utimesSync(file, mtime, mtime);
+    await waitFor(() => subscriptions.reloads.length === 2, "the reload on change");
+    expect(subscriptions.reloads[1]).toEqual(["10.0.0.2:5557"]);
   });
 });
