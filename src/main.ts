@@ -18,7 +18,7 @@ import { createInstrumentedIndex } from "./metrics/instrumented-index.js";
 import { registerKvEventMetrics } from "./metrics/kv-event-metrics.js";
 import { createCacheIndexService } from "./service/cache-index-service.js";
 import { createSweeper } from "./sweeper.js";
-import { createGrpcServer } from "./transport/grpc-server.js";
+import { createGrpcServer, routeGrpcJsLogs } from "./transport/grpc-server.js";
 import { createHttpServer } from "./transport/http-server.js";
 import { createUnexpectedErrorLog } from "./unexpected-error-log.js";
 
@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   }
   const { config } = parsed;
   const logger = createLogger({ level: config.logLevel });
+  routeGrpcJsLogs(logger);
   for (const warning of parsed.warnings) logger.warn(warning);
 
   // performance.now() never steps back with the wall clock, which the TTL and eviction orders need.

@@ -1,9 +1,11 @@
+import { format } from "node:util";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import {
   Server,
   ServerCredentials,
   type ServerWritableStream,
   type ServiceDefinition,
+  setLogger,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
@@ -54,6 +56,27 @@ export interface GrpcServerOptions<S extends GenService<GenServiceMethods>> {
    * @default DEFAULT_GRPC_CODECS (LookupRoute's)
    */
   codecs?: readonly GrpcMethodCodec[];
+}
+
+/** Where {@link routeGrpcJsLogs} sends grpc-js's own lines: a logger's methods by level. */
+export interface GrpcJsLogSink {
+  error(fields: Record<string, unknown>, message: string): void;
+  info(fields: Record<string, unknown>, message: string): void;
+  debug(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * Sends what grpc-js logs itself (e.g. "No address added out of total 1 resolved" when a port is
+ * taken) to `sink` with `component: "grpc-js"`, instead of to stderr as plain text, so that every
+ * line the process writes is JSON. grpc-js has one logger per process: the last call wins.
+ */
+export function routeGrpcJsLogs(sink: GrpcJsLogSink): void {
+  const fields = { component: "grpc-js" };
+  setLogger({
+    error: (message?: unknown, ...rest: unknown[]) => sink.error(fields, format(message, ...rest)),
+    info: (message?: unknown, ...rest: unknown[]) => sink.info(fields, format(message, ...rest)),
+    debug: (message?: unknown, ...rest: unknown[]) => sink.debug(fields, format(message, ...rest)),
+  });
 }
 
 /** The hand-written codecs `createGrpcServer()` uses unless told otherwise: LookupRoute's. */

@@ -238,6 +238,27 @@ describe("the sidecar's lifecycle", () => {
     }
   });
 
+  it("logs gRPC's own complaint about a port it cannot bind as a JSON line too", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const { port } = blocker.address() as { port: number };
+    try {
+      const result = await runSidecar([
+        ...["--grpc-address", `127.0.0.1:${port}`, "--http-address", "127.0.0.1:0"],
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe("");
+      const lines = result.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      expect(lines).toContainEqual(expect.objectContaining({ component: "grpc-js" }));
+      expect(lines).toContainEqual(expect.objectContaining({ msg: "could not listen" }));
+    } finally {
+      blocker.close();
+    }
+  });
+
   it("logs and keeps serving on SIGHUP when it has no sources file to re-read", async () => {
     const sidecar = await startSidecar();
     const client = createGrpcClient(CacheIndexService, sidecar.grpcAddress);
