@@ -161,28 +161,52 @@ export interface IndexHintsOptions {
   readonly replicaIds: readonly ReplicaId[];
   /** The hinted replica is skipped for the least loaded when overloaded (see {@link isOverloaded}). @default 2 */
   readonly overloadFactor?: number;
+  /**
+   * Ask for the most hints (64) and take the least loaded (the gateway's own count, ties rotating)
+   * of those matching as many tokens as the top one, instead of the top hint: the gateway breaks
+   * the index's ties on freshness by load. @default false
+   */
+  readonly tiesByLoad?: boolean;
 }
+
+/** The most hints a lookup returns, asked for by a policy that breaks ties itself. */
+const MAX_HINTS = 64;
 
 /**
  * Routing on the index's answer: `LookupRoute`'s top hint (the replica holding the longest, freshest
- * run of the prefix; equal scores to the less loaded), unless there is no hint, or the hint's
- * reported load (its stats' active requests) makes it overloaded: then the least loaded.
+ * run of the prefix; equal scores to the less loaded), or with `tiesByLoad` the least loaded of the
+ * hints that match as many tokens; unless there is no hint, or the chosen hint's reported load (its
+ * stats' active requests) makes it overloaded: then the least loaded.
  */
 export function createIndexHintsPolicy(options: IndexHintsOptions): RoutingPolicy {
   const { index, scope } = options;
   const overloadFactor = options.overloadFactor ?? 2;
   const replicaOf = new Map(options.replicaIds.map((id, replica) => [id, replica]));
   const picker = new LeastLoadedPicker();
+  const tied: number[] = [];
+  const tiesByLoad = options.tiesByLoad ?? false;
   return {
-    name: "index-hints",
+    name: tiesByLoad ? "index-hints, ties by load" : "index-hints",
     choose(request, fleet) {
       const query: RouteQuery = {
         ...scope,
         prefixHashes: request.prefixHashes,
         candidateReplicaIds: [],
-        maxHints: 1,
+        maxHints: tiesByLoad ? MAX_HINTS : 1,
       };
-      const hint = index.lookup(query).hints[0];
+      const { hints } = index.lookup(query);
+      let hint = hints[0];
+      if (tiesByLoad && hint !== undefined) {
+        tied.length = 0;
+        for (const h of hints) {
+          const replica = replicaOf.get(h.replicaId);
+          if (h.matchedTokens === hint.matchedTokens && replica !== undefined) tied.push(replica);
+        }
+        if (tied.length > 0) {
+          const chosen = picker.pick(fleet, tied);
+          hint = hints.find((h) => replicaOf.get(h.replicaId) === chosen);
+        }
+      }
       const replica = hint === undefined ? undefined : replicaOf.get(hint.replicaId);
       if (hint === undefined || replica === undefined) return picker.pick(fleet);
       const load = hint.stats?.activeRequests ?? fleet.activeRequests(replica);

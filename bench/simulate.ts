@@ -65,6 +65,14 @@ const POLICIES: readonly ((context: PolicyContext) => RoutingPolicy)[] = [
     }),
   ({ index, scope, replicaIds }) =>
     createIndexHintsPolicy({ index, scope, replicaIds, overloadFactor: OVERLOAD_FACTOR }),
+  ({ index, scope, replicaIds }) =>
+    createIndexHintsPolicy({
+      index,
+      scope,
+      replicaIds,
+      overloadFactor: OVERLOAD_FACTOR,
+      tiesByLoad: true,
+    }),
 ];
 
 function overloadFactor(raw: string | undefined): number {
@@ -209,6 +217,9 @@ blocks to reuse 27% of blocks and ~64k for the trace's 37% ceiling, so the fleet
   are plain LRU, nothing else routes to them and no engine restarts, so what it sent is what they
   hold. It is the best approximate routing can do; production departs from it in just those ways.
 - **index-hints**: \`LookupRoute\`'s top hint; with no hint, the least loaded.
+- **index-hints, ties by load**: the same lookup asking for up to 64 hints; of those matching as many
+  tokens as the top one, the least loaded (the gateway's own count, ties rotating). It breaks the
+  index's ties as the approximate policies do, which a gateway can do with what every hint carries.
 
 The prefix-aware policies fall back to the least loaded when their pick is overloaded: more than
 ${OVERLOAD_FACTOR}x the fleet's mean requests in flight, the mean floored at 1 (so on a fleet with
@@ -233,7 +244,9 @@ matches by freshness, then load, then replica id (in string order; the ids here 
 requests match only the shared head block, so they go to the replica whose copy of it was
 confirmed last (stored, or renewed by a sweep), and new conversations gather on a few replicas
 until the overload guard moves them. The approximate policies spread ties over every tied replica
-by load. The table shows both orders winning, at different fleet sizes and capacities.
+by load, and so does the last column, with the index's knowledge: it tracks the exact approximate
+policy, as both know the truth and break ties alike, and the index gives that knowledge without
+being told the capacity. Which tie order does better depends on the fleet: each wins somewhere.
 
 ## Summary: hit rate (load imbalance)
 

@@ -164,6 +164,35 @@ describe("createIndexHintsPolicy()", () => {
     expect(hintsPolicy(index).choose(routable(1, 2, 3), fleetWith([1, 2, 5, 0]))).toBe(2);
   });
 
+  it("breaking ties by load, takes the least loaded of the longest matches, however fresh", () => {
+    const clock = new TraceClock();
+    const index = createCacheIndex({ clock, ttlMs: 60_000 });
+    const hashOf = memoizedBlockHash();
+    const holds = (replica: number, chain: number[], activeRequests: number) =>
+      index.publish({
+        ...SCOPE,
+        replicaId: REPLICA_IDS[replica] as string,
+        events: engineEvents(new ReplicaCache(64).serve(chain), hashOf, {
+          stats: { activeRequests, queuedRequests: 0, kvCacheUsage: 0.5 },
+        }),
+      });
+    holds(1, [1, 2], 1);
+    holds(3, [1], 0); // a shorter match, however idle
+    clock.advanceTo(1_000);
+    holds(0, [1, 2], 2); // fresher, so the index ranks it first
+    holds(2, [1, 2], 3);
+    const fleet = fleetWith([2, 1, 3, 0]);
+    expect(hintsPolicy(index).choose(routable(1, 2, 9), fleet)).toBe(0);
+    const byLoad = createIndexHintsPolicy({
+      index,
+      scope: SCOPE,
+      replicaIds: REPLICA_IDS,
+      tiesByLoad: true,
+    });
+    expect(byLoad.name).toBe("index-hints, ties by load");
+    expect(byLoad.choose(routable(1, 2, 9), fleet)).toBe(1);
+  });
+
   it("goes to the least loaded when the index knows nothing of the prefix", () => {
     const index = indexWhere([{ replica: 2, chain: [1, 2, 3], activeRequests: 0 }]);
     expect(hintsPolicy(index).choose(routable(9), fleetWith([1, 0, 0, 1]))).toBe(1);
