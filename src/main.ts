@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     // A bad file at start-up is a bad setting: exit 2 before binding anything. Later, a bad file
     // only logs, and the streams running keep running.
     const loaded = await reloader.reload("start");
+    if (phase === "draining") return; // a signal came during the read; stop() exits
     if (loaded.error !== undefined) {
       process.stderr.write(`inference-cache-index: --kv-events-config: ${loaded.error}\n`);
       process.exitCode = 2;
@@ -212,17 +213,16 @@ async function main(): Promise<void> {
 
   const [grpcStarted, httpStarted] = await starting;
   if (grpcStarted.status === "rejected" || httpStarted.status === "rejected") {
-    const failure = [grpcStarted, httpStarted].find(
-      (result): result is PromiseRejectedResult => result.status === "rejected",
-    );
-    logger.fatal(
-      {
-        err: failure?.reason,
-        grpcAddress: formatAddress(config.grpcAddress),
-        httpAddress: formatAddress(config.httpAddress),
-      },
-      "could not listen",
-    );
+    const binds = [
+      { port: "grpc", address: config.grpcAddress, started: grpcStarted },
+      { port: "http", address: config.httpAddress, started: httpStarted },
+    ];
+    for (const { port, address, started } of binds) {
+      if (started.status === "rejected") {
+        const fields = { err: started.reason, port, address: formatAddress(address) };
+        logger.fatal(fields, "could not listen");
+      }
+    }
     // Both binds have settled, so shutting down closes whichever one succeeded.
     await Promise.all([grpcServer.shutdown(0), httpServer.shutdown(0)]);
     process.exit(1);

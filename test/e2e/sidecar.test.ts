@@ -238,6 +238,32 @@ describe("the sidecar's lifecycle", () => {
     }
   });
 
+  it("names each port it could not bind, when both are taken", async () => {
+    const blockers = [createServer(), createServer()];
+    const ports: number[] = [];
+    for (const blocker of blockers) {
+      await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+      ports.push((blocker.address() as { port: number }).port);
+    }
+    try {
+      const result = await runSidecar([
+        ...["--grpc-address", `127.0.0.1:${ports[0]}`, "--http-address", `127.0.0.1:${ports[1]}`],
+      ]);
+      expect(result.code).toBe(1);
+      const failures = result.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line))
+        .filter((line) => line.msg === "could not listen");
+      expect(failures.map((line) => [line.port, line.address])).toEqual([
+        ["grpc", `127.0.0.1:${ports[0]}`],
+        ["http", `127.0.0.1:${ports[1]}`],
+      ]);
+    } finally {
+      for (const blocker of blockers) blocker.close();
+    }
+  });
+
   it("logs gRPC's own complaint about a port it cannot bind as a JSON line too", async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
