@@ -95,9 +95,9 @@ type ResolvedOptions = Required<Omit<ZmqKvEventStreamOptions, "logger">> & {
  *   called after every applied batch and every quarter window; when the connection is lost it
  *   stops, so the replicas' entries age by their TTL once the window has passed.
  * - ZMQ reconnects with exponential backoff; ZMTP heartbeats detect a peer that vanished without
- *   closing its connection. The connection state comes from the socket's event observer, and from
- *   reading: a failed read counts as a lost connection (reading starts again with backoff), and a
- *   message received shows the connection holds.
+ *   closing its connection. The connection state comes from the socket's event observer, except
+ *   that a failed read counts as a lost connection until a message is read again (reading starts
+ *   again with backoff).
  *
  * The stream starts at once; `close()` stops it.
  */
@@ -173,7 +173,14 @@ class ZmqKvEventStream implements KvEventStream {
   readonly #subscriber: Subscriber;
   /** The replay socket, while a replay runs; closed by `close()` to cancel it. */
   #dealer: Dealer | undefined;
-  #connection: KvEventConnection = "connecting";
+  /** What the socket's event observer last said of the connection. */
+  #observed: KvEventConnection = "connecting";
+  /**
+   * Set when a read failed, cleared by the next message read. While set the stream counts as
+   * disconnected, whatever the observer said; a message read never overrides a disconnect the
+   * observer reported (messages queued before it are read after it).
+   */
+  #readFailed = false;
   /** Per data-parallel rank, in the order first seen. */
   readonly #replicas = new Map<number | undefined, ReplicaProgress>();
   #framingErrors = 0;
@@ -212,8 +219,8 @@ class ZmqKvEventStream implements KvEventStream {
     });
     // "handshake" (not "connect") marks a peer that speaks ZMTP; "disconnect" covers a closed
     // connection and a heartbeat timeout alike.
-    this.#subscriber.events.on("handshake", () => this.#setConnection("connected"));
-    this.#subscriber.events.on("disconnect", () => this.#setConnection("disconnected"));
+    this.#subscriber.events.on("handshake", () => this.#setObserved("connected"));
+    this.#subscriber.events.on("disconnect", () => this.#setObserved("disconnected"));
     try {
       this.#subscriber.connect(this.source.endpoint);
       this.#subscriber.subscribe(this.source.topic);
@@ -255,7 +262,7 @@ class ZmqKvEventStream implements KvEventStream {
     }
     return {
       source: this.source,
-      connection: this.#connection,
+      connection: this.#connection(),
       framingErrors: this.#framingErrors,
       decodeErrors: this.#decodeErrors,
       replicas,
@@ -294,7 +301,7 @@ class ZmqKvEventStream implements KvEventStream {
           { err: error, retryMs },
           "reading the KV-event stream failed; treated as a lost connection, reading again",
         );
-        this.#setConnection("disconnected");
+        this.#setReadFailed(true);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, retryMs);
           this.#wake = () => {
@@ -315,8 +322,8 @@ class ZmqKvEventStream implements KvEventStream {
     for await (const frames of this.#subscriber) {
       if (this.#closed) return;
       received();
-      // A message shows the connection holds, also after a failed read (no handshake follows).
-      this.#setConnection("connected");
+      // Reading works again after a failed read (no handshake follows if the connection held).
+      this.#setReadFailed(false);
       let recovery: Promise<void> | undefined;
       try {
         recovery = this.#onLiveMessage(frames);
@@ -557,7 +564,7 @@ class ZmqKvEventStream implements KvEventStream {
   }
 
   #keepAlive(): void {
-    if (this.#closed || this.#recovering || this.#connection !== "connected") return;
+    if (this.#closed || this.#recovering || this.#connection() !== "connected") return;
     this.#vouch();
   }
 
@@ -600,10 +607,29 @@ class ZmqKvEventStream implements KvEventStream {
     return replica;
   }
 
-  #setConnection(connection: KvEventConnection): void {
-    if (this.#closed || this.#connection === connection) return;
-    const wasConnected = this.#connection === "connected";
-    this.#connection = connection;
+  /** The connection as reported: disconnected while reads fail, else what the observer said. */
+  #connection(): KvEventConnection {
+    return this.#readFailed ? "disconnected" : this.#observed;
+  }
+
+  #setObserved(observed: KvEventConnection): void {
+    const before = this.#connection();
+    this.#observed = observed;
+    this.#connectionChanged(before);
+  }
+
+  #setReadFailed(failed: boolean): void {
+    if (this.#readFailed === failed) return;
+    const before = this.#connection();
+    this.#readFailed = failed;
+    this.#connectionChanged(before);
+  }
+
+  /** Acts on a change of the connection as reported, from `before`. */
+  #connectionChanged(before: KvEventConnection): void {
+    const connection = this.#connection();
+    if (this.#closed || before === connection) return;
+    const wasConnected = before === "connected";
     if (wasConnected && !this.#recovering) {
       // The liveness window runs from the moment the stream went, not from the timer's last tick.
       this.#vouch();

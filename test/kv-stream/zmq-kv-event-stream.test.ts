@@ -558,6 +558,25 @@ describe("createZmqKvEventStream()", () => {
     expect(stream.state().replicas).toMatchObject([{ lastSeq: 4, gaps: 1 }]);
   });
 
+  it("stays disconnected when batches queued before the engine vanished are read after", async () => {
+    const engine = await startEngine({ replay: true });
+    engine.replay = { silent: true };
+    const stream = await subscribe(engine, { replayTimeoutMs: 400, livenessWindowMs: 200 });
+    await engine.publish(0, batchPayload(1));
+    // Seq 1 is lost: while its replay waits, seq 3 and 4 queue up behind seq 2.
+    await engine.publish(2, batchPayload(3));
+    await engine.publish(3, batchPayload(4));
+    await engine.publish(4, batchPayload(5));
+    await waitFor(() => engine.replayRequests.length === 1, "the replay request");
+    engine.close();
+    await waitFor(() => stream.state().connection === "disconnected", "the disconnection");
+    await waitFor(() => sink.appliedTs.length === 4, "the queued batches, read after the timeout");
+    const afterQueue = sink.keepAlives;
+    await new Promise((resolve) => setTimeout(resolve, 150)); // three timer periods
+    expect(stream.state().connection).toBe("disconnected");
+    expect(sink.keepAlives).toBe(afterQueue);
+  });
+
   it("when reading fails, stops vouching as for a lost connection, and reads again", async () => {
     const engine = await startEngine();
     const logger = new RecordingLogger();
