@@ -91,21 +91,29 @@ async function main(): Promise<void> {
       : createKvEventSourcesReloader({ path: sourcesFile, subscriptions, logger });
   // Widened on purpose: signal handlers change it while start-up awaits.
   let phase = "starting" as Phase;
-  // SIGTERM and SIGINT are handled from here on: until the servers exist (the start-up read of the
-  // sources file may wait on a slow file system) a signal stops what has started and exits 0;
-  // from then on it drains (see shutdown below). A second signal exits at once.
+  // SIGTERM and SIGINT are handled from here on. Until the servers exist (the start-up read of the
+  // sources file may wait on a slow file system) a signal stops the streams begun and ends the
+  // process by the signal; from then on it drains (see stop below). A second signal ends it by the
+  // signal at once. Ending by the signal's default action, not process.exit(): exit() waits for
+  // libuv's threads, and one stuck reading a file (a hung mount, a FIFO) would keep it waiting.
+  const signals = ["SIGTERM", "SIGINT"] as const;
+  const endBy = (signal: NodeJS.Signals) => {
+    for (const s of signals) process.removeAllListeners(s);
+    process.kill(process.pid, signal);
+  };
   let stop: (signal: NodeJS.Signals) => Promise<void> = async (signal) => {
     phase = "draining";
     logger.info({ signal }, "stopped before start-up finished");
     reloader?.close();
     await subscriptions.close();
-    process.exit(0);
+    endBy(signal);
   };
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  for (const signal of signals) {
     process.on(signal, (received) => {
       if (phase === "draining") {
         logger.error({ signal: received }, "a second signal: exiting without finishing the drain");
-        process.exit(1);
+        endBy(received);
+        return;
       }
       stop(received).catch((error: unknown) => {
         logger.fatal({ err: error }, "shutdown failed");
