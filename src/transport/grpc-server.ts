@@ -153,6 +153,12 @@ export class GrpcServer {
         this.#server.addService(service as ServiceDefinition, {
           ...(implementation as UntypedServiceImplementation),
           watch: (call: ServerWritableStream<unknown, unknown>) => {
+            if (this.#stopped !== undefined) {
+              // Its request arrived after shutdown had ended the others: it hears NOT_SERVING, ends.
+              watch(call);
+              call.end();
+              return;
+            }
             this.#watches.add(call);
             call.on("cancelled", () => this.#watches.delete(call));
             watch(call);

@@ -113,7 +113,8 @@ describe("createKvEventSourcesReloader()", () => {
     await watching.reload("start");
     watching.watch();
     await new Promise((resolve) => setTimeout(resolve, 50)); // the watcher's first stat
-    // Synchronously, so that the watcher's stats see the file before or after, not between.
+    // Back to back. A watcher's stat landing between the two would see a new modification time and
+    // pass without the change time; it cannot make the test fail.
     writeFileSync(file, fileWith("tcp://10.0.0.2:5557"));
     utimesSync(file, mtime, mtime);
     await waitFor(() => subscriptions.reloads.length === 2, "the reload on change");

@@ -355,6 +355,30 @@ describe("createGrpcServer()", () => {
       session.destroy();
     });
 
+    it("ends a health watch whose request arrives after shutdown began", async () => {
+      const address = await startServer();
+      const session = connect(`http://${address}`);
+      session.on("error", () => {});
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.health.v1.Health/Watch",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.on("error", () => {});
+      stream.on("data", () => {});
+      const closed = new Promise((resolve) => stream.once("close", resolve));
+      await new Promise((resolve) => stream.once("ready", resolve));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the server has the stream
+      const started = performance.now();
+      const stopped = server?.shutdown(5_000);
+      stream.end(Uint8Array.of(0, 0, 0, 0, 0)); // HealthCheckRequest{service: ""}
+      await stopped;
+      expect(performance.now() - started).toBeLessThan(2_000);
+      await closed;
+      session.destroy();
+    });
+
     it("ends health watches once they are told NOT_SERVING, so they do not hold it up", async () => {
       const address = await startServer();
       server?.setServing(true);
