@@ -2,6 +2,7 @@
  * The composition root: the one place that reads the environment, builds the index, its metrics,
  * the service and both servers, and owns signals. Everything else is injected from here.
  */
+import { Counter } from "prom-client";
 import { CacheIndexService } from "../gen/inferencecache/v1/cache_index_pb.js";
 import { type Config, formatAddress, parseConfig } from "./config.js";
 import { resolveCacheIndexOptions } from "./core/cache-index-options.js";
@@ -150,13 +151,26 @@ async function main(): Promise<void> {
   });
   for (const warning of sweeper.warnings) logger.warn(warning);
 
-  const onUnexpectedError = createUnexpectedErrorLog({ logger, clock, intervalMs: 10_000 });
+  const unexpectedErrors = new Counter({
+    name: "inferencecache_unexpected_errors_total",
+    help: "Errors that escaped a call's handler (bugs: the caller got INTERNAL, or NO_HINT from LookupRoute), by method.",
+    labelNames: ["method"],
+    registers: [metrics.registry],
+  });
+  const onUnexpectedError = createUnexpectedErrorLog({
+    logger,
+    clock,
+    intervalMs: 10_000,
+    count: (method) => unexpectedErrors.inc({ method }),
+  });
   const serviceOptions = {
     index,
     clock,
     isReady: () => phase !== "starting",
     onNotReady: (model: string) => metrics.recordLookup(model, "NOT_READY", false),
-    onLookupFailure: (error: unknown) => onUnexpectedError(error, "LookupRoute"),
+    // Fails open: the gateway gets NO_HINT, and the error is counted and logged like any other.
+    onLookupFailure: (error: unknown) =>
+      onUnexpectedError(error, `${CacheIndexService.typeName}/LookupRoute`),
     engineStreams: () => subscriptions.states(),
   };
   // The gRPC server encodes each response as soon as the service returns it (see

@@ -7,6 +7,8 @@ export interface UnexpectedErrorLogOptions {
   readonly clock: Clock;
   /** The least time between two lines for one method, in ms. */
   readonly intervalMs: number;
+  /** Called for every error, logged or held back (a metric's counter, say). */
+  readonly count?: (method: string) => void;
 }
 
 /**
@@ -19,9 +21,10 @@ export interface UnexpectedErrorLogOptions {
 export function createUnexpectedErrorLog(
   options: UnexpectedErrorLogOptions,
 ): (error: unknown, method: string) => void {
-  const { logger, clock, intervalMs } = options;
+  const { logger, clock, intervalMs, count } = options;
   const throttles = new Map<string, LogThrottle>();
   return (error, method) => {
+    count?.(method);
     let throttle = throttles.get(method);
     if (throttle === undefined) {
       throttle = createLogThrottle({ clock, intervalMs });

@@ -31,6 +31,18 @@ describe("createUnexpectedErrorLog()", () => {
     ]);
   });
 
+  it("counts every error, logged or held back", () => {
+    const counted: string[] = [];
+    const log = createUnexpectedErrorLog({
+      logger: recordingLogger(),
+      clock: new ManualClock(),
+      intervalMs: 10_000,
+      count: (method) => counted.push(method),
+    });
+    for (let i = 0; i < 3; i++) log(new Error("a bug"), "LookupRoute");
+    expect(counted).toEqual(["LookupRoute", "LookupRoute", "LookupRoute"]);
+  });
+
   it("throttles each method on its own, so one failing method does not hide another", () => {
     const logger = recordingLogger();
     const log = createUnexpectedErrorLog({ logger, clock: new ManualClock(), intervalMs: 10_000 });

@@ -197,6 +197,7 @@ describe("the sidecar process", () => {
       /^inferencecache_lookup_route_calls_total\{model="llama-3-8b",reason_code="PREFIX_MATCH",hint_used="true"\} [1-9]/m,
     );
     expect(text).toContain("inferencecache_lookup_route_latency_seconds_bucket");
+    expect(text).toContain("# TYPE inferencecache_unexpected_errors_total counter");
     expect(text).toContain("process_cpu_seconds_total");
   });
 });
