@@ -20,6 +20,7 @@ import {
   DEFAULT_MAX_ENTRIES,
   DEFAULT_MAX_HINTS,
   DEFAULT_MAX_HINTS_LIMIT,
+  DEFAULT_MAX_REPLICAS,
   DEFAULT_TIER_WEIGHTS,
   DEFAULT_TTL_MS,
   MAX_CHAIN_LENGTH,
@@ -52,6 +53,8 @@ export interface Config {
   readonly sweepIntervalSeconds: number;
   /** The most holder entries the index keeps before evicting the least recently confirmed. @default 1000000 */
   readonly maxEntries: number;
+  /** The most replicas the index knows; a write adding one more is refused. @default 50000 */
+  readonly maxReplicas: number;
   /** The most blocks of a lookup chain evaluated; longer chains are evaluated on their head. @default 8192 */
   readonly maxChainLength: number;
   /** Hints returned when a lookup asks for `max_hints` 0. @default 4 */
@@ -89,6 +92,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   ttlSeconds: DEFAULT_TTL_MS / 1000,
   sweepIntervalSeconds: DEFAULT_SWEEP_INTERVAL_MS / 1000,
   maxEntries: DEFAULT_MAX_ENTRIES,
+  maxReplicas: DEFAULT_MAX_REPLICAS,
   maxChainLength: DEFAULT_MAX_CHAIN_LENGTH,
   defaultMaxHints: DEFAULT_MAX_HINTS,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -115,6 +119,8 @@ interface Setting<K extends keyof Config> {
   readonly defaultUnlessPositive?: true;
 }
 
+/** The largest --max-replicas taken: 2^24, far past any fleet (and about 34 GB of replicas). */
+const MAX_REPLICAS_SETTING = 16_777_216;
 const ENV_PREFIX = "INFERENCECACHE_";
 const PROGRAM = "inference-cache-index";
 
@@ -161,6 +167,14 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     placeholder: "<n>",
     description: "The most holder entries kept; past it the least recently confirmed are evicted.",
     kind: integerAtLeast(1, `an integer from 1 to ${MAX_BLOCKS}`, MAX_BLOCKS),
+  },
+  maxReplicas: {
+    flag: "--max-replicas",
+    env: "INFERENCECACHE_MAX_REPLICAS",
+    placeholder: "<n>",
+    description:
+      "The most replicas known, over every tenant and model; a write that would add one more gets RESOURCE_EXHAUSTED.",
+    kind: integerAtLeast(1, `an integer from 1 to ${MAX_REPLICAS_SETTING}`, MAX_REPLICAS_SETTING),
   },
   maxChainLength: {
     flag: "--max-chain-length",

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     clock,
     ttlMs: config.ttlSeconds * 1000,
     maxEntries: config.maxEntries,
+    maxReplicas: config.maxReplicas,
     maxChainLength: config.maxChainLength,
     defaultMaxHints: config.defaultMaxHints,
     tierWeights: config.tierWeights,

@@ -49,6 +49,7 @@ const SETTINGS = [
     0.5,
   ],
   ["maxEntries", "--max-entries", "INFERENCECACHE_MAX_ENTRIES", "2000", 2000],
+  ["maxReplicas", "--max-replicas", "INFERENCECACHE_MAX_REPLICAS", "300", 300],
   ["maxChainLength", "--max-chain-length", "INFERENCECACHE_MAX_CHAIN_LENGTH", "64", 64],
   ["defaultMaxHints", "--default-max-hints", "INFERENCECACHE_DEFAULT_MAX_HINTS", "1", 1],
   ["maxMessageBytes", "--max-message-bytes", "INFERENCECACHE_MAX_MESSAGE_BYTES", "1024", 1024],
@@ -99,6 +100,7 @@ describe("parseConfig()", () => {
       ttlSeconds: 120,
       sweepIntervalSeconds: 5,
       maxEntries: 1_000_000,
+      maxReplicas: 50_000,
       maxChainLength: 8192,
       defaultMaxHints: 4,
       maxMessageBytes: 4_194_304,
@@ -283,6 +285,12 @@ describe("parseConfig()", () => {
       ["--max-entries", "67108862"],
       {},
       'invalid value for --max-entries: "67108862" (expected an integer from 1 to 67108861)',
+    ],
+    [
+      "zero max replicas",
+      ["--max-replicas", "0"],
+      {},
+      'invalid value for --max-replicas: "0" (expected an integer from 1 to 16777216)',
     ],
     [
       "a fractional max chain length",

@@ -18,6 +18,14 @@ export interface CacheIndexOptions {
    */
   maxEntries?: number;
   /**
+   * Most replicas the index knows, over every scope, holding entries or not (each costs up to about
+   * 2 KB with its names). A write that would add one more is refused (`resource-exhausted`) and
+   * changes nothing; replicas it knows still write. Replicas leave as today: silent past the TTL
+   * and holding nothing, swept.
+   * @default 50_000
+   */
+  maxReplicas?: number;
+  /**
    * Most blocks of a lookup chain evaluated; longer chains are evaluated on their head. At most
    * {@link MAX_CHAIN_LENGTH}; a larger value is cut to it, with a warning.
    * @default 8192
@@ -50,6 +58,7 @@ export type ResolvedCacheIndexOptions = Required<Omit<CacheIndexOptions, "tierWe
 
 export const DEFAULT_TTL_MS = 120_000;
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
+export const DEFAULT_MAX_REPLICAS = 50_000;
 export const DEFAULT_MAX_CHAIN_LENGTH = 8192;
 /**
  * The longest `maxChainLength`: a lookup's scratch arrays are sized to it up front (24 bytes per
@@ -132,6 +141,7 @@ export function resolveCacheIndexOptions(options: CacheIndexOptions): {
       clock: options.clock,
       ttlMs,
       maxEntries: positive("maxEntries", options.maxEntries, DEFAULT_MAX_ENTRIES, true),
+      maxReplicas: positive("maxReplicas", options.maxReplicas, DEFAULT_MAX_REPLICAS, true),
       maxChainLength,
       // The limit bounds every answer, the default's too.
       defaultMaxHints: Math.min(

@@ -16,6 +16,7 @@ import {
   nameProblem,
   prefixHashProblem,
   problemError,
+  replicaCapError,
   tokenCountOf,
 } from "./request-validation.js";
 import { checkRouteQuery, copyStats, noHint, schemesPresentDetail } from "./route-query-check.js";
@@ -1525,6 +1526,14 @@ class CompactCacheIndex implements CompactIndexEngine {
 
   /** Finds or creates the replica and marks it heard from now. */
   #touchReplica(tenant: TenantId, model: ModelId, id: ReplicaId, now: number): ReplicaRecord {
+    // Checked before anything is made, so that a refused write leaves no scope behind.
+    const { maxReplicas } = this.#options;
+    if (
+      this.#replicaCount >= maxReplicas &&
+      this.#tenants.get(tenant)?.get(model)?.replicas.get(id) === undefined
+    ) {
+      throw replicaCapError(maxReplicas);
+    }
     let models = this.#tenants.get(tenant);
     if (models === undefined) {
       models = new Map();

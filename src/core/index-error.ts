@@ -1,5 +1,5 @@
 /** The closed set of reasons the core rejects a call for. */
-export type IndexErrorReason = "invalid-argument";
+export type IndexErrorReason = "invalid-argument" | "resource-exhausted";
 
 /**
  * The one error type the core throws. `field` names the offending field as the gRPC contract spells

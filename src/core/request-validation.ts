@@ -32,6 +32,18 @@ export function nameProblem(
   return undefined;
 }
 
+/**
+ * The error a write throws when it would add a replica past `maxReplicas`: the index keeps what it
+ * has, and the writer is told why (`RESOURCE_EXHAUSTED` at the edge).
+ */
+export function replicaCapError(maxReplicas: number): IndexError {
+  return new IndexError(
+    "resource-exhausted",
+    "replica_id",
+    `the index already knows ${maxReplicas} replicas, its limit (--max-replicas); replicas it knows still write, and one that stays silent past the TTL holding nothing makes room`,
+  );
+}
+
 /** The error a write throws for `problem`. */
 export function problemError(problem: FieldProblem): IndexError {
   return new IndexError("invalid-argument", problem.field, problem.message);

@@ -3,6 +3,7 @@ import { IndexError, type IndexErrorReason } from "../core/index-error.js";
 
 const CODE_FOR_REASON: Record<IndexErrorReason, Code> = {
   "invalid-argument": Code.InvalidArgument,
+  "resource-exhausted": Code.ResourceExhausted,
 };
 
 /**

@@ -365,6 +365,50 @@ export function describeCacheIndexContract(
       });
     });
 
+    describe("the replica cap", () => {
+      beforeEach(() => {
+        index = factory({ clock, ttlMs: TTL, maxReplicas: 2 });
+      });
+
+      it("refuses a write that would add a replica past the cap, changing nothing", () => {
+        index.report(report({ replicaId: "pod-a", prefixes: entries(chainOf(1, 2)) }));
+        index.report(report({ tenant: "other", replicaId: "pod-b", prefixes: [] }));
+        const refused = (write: () => unknown) => {
+          try {
+            write();
+          } catch (error) {
+            return error;
+          }
+          return undefined;
+        };
+        for (const write of [
+          () => index.report(report({ replicaId: "pod-c", prefixes: entries(chainOf(5, 1)) })),
+          () => index.report(report({ tenant: "new", replicaId: "pod-a", prefixes: [] })),
+          () => index.publish(batch([{ type: "all-cleared" }], { replicaId: "pod-c" })),
+        ]) {
+          expect(refused(write)).toMatchObject({
+            reason: "resource-exhausted",
+            field: "replica_id",
+            message: expect.stringContaining("2 replicas"),
+          });
+        }
+        expect(index.size()).toMatchObject({ entries: 2, replicas: 2 });
+        expect(index.describe({ tenant: "new", model: "llama-3-8b" }).replicas).toEqual([]);
+        // Replicas it knows still write.
+        index.report(report({ replicaId: "pod-a", prefixes: entries(chainOf(1, 3)) }));
+        expect(index.size().entries).toBe(3);
+      });
+
+      it("takes a new replica once one has gone", () => {
+        index.report(report({ replicaId: "pod-a", prefixes: [] }));
+        index.report(report({ replicaId: "pod-b", prefixes: [] }));
+        clock.advance(TTL + 1);
+        index.sweep(100); // silent past the TTL, holding nothing: removed
+        index.report(report({ replicaId: "pod-c", prefixes: entries(chainOf(1, 1)) }));
+        expect(ids(index, { prefixHashes: chainOf(1, 1) })).toEqual(["pod-c"]);
+      });
+    });
+
     describe("the entry cap", () => {
       beforeEach(() => {
         index = factory({ clock, ttlMs: TTL, maxEntries: 4 });

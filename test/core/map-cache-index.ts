@@ -12,6 +12,7 @@ import {
   nameProblem,
   prefixHashProblem,
   problemError,
+  replicaCapError,
   tokenCountOf,
 } from "../../src/core/request-validation.js";
 import {
@@ -594,6 +595,14 @@ class MapCacheIndex implements CacheIndex {
 
   /** Finds or creates the replica and marks it heard from now. */
   #touchReplica(tenant: TenantId, model: ModelId, id: ReplicaId, now: number): ReplicaRecord {
+    // Checked before anything is made, so that a refused write leaves no scope behind.
+    const { maxReplicas } = this.#options;
+    if (
+      this.#replicaCount >= maxReplicas &&
+      this.#tenants.get(tenant)?.get(model)?.replicas.get(id) === undefined
+    ) {
+      throw replicaCapError(maxReplicas);
+    }
     let models = this.#tenants.get(tenant);
     if (models === undefined) {
       models = new Map();

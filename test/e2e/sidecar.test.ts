@@ -381,6 +381,27 @@ describe("the sidecar's lifecycle", () => {
     }
   });
 
+  it("answers RESOURCE_EXHAUSTED, naming the limit, to a write past --max-replicas", async () => {
+    const sidecar = await startSidecar(["--max-replicas", "1"]);
+    const client = createGrpcClient(CacheIndexService, sidecar.grpcAddress);
+    try {
+      await client.reportCacheState({ ...scope, replicaId: "pod-a", prefixes: prefixes(1, 1) });
+      const refused = await client
+        .reportCacheState({ ...scope, replicaId: "pod-b", prefixes: prefixes(1, 1) })
+        .then(
+          () => undefined,
+          (error: { code: number; details: string }) => error,
+        );
+      expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused?.details).toContain("--max-replicas");
+      const answer = await client.lookupRoute({ ...scope, prefixHashes: chainOf(1, 1) });
+      expect(answer.hints.map((h) => h.replicaId)).toEqual(["pod-a"]);
+    } finally {
+      client.close();
+    }
+    expect(await sidecar.stop("SIGTERM")).toBe(0);
+  });
+
   it("exits 0 on SIGINT too", async () => {
     const sidecar = await startSidecar();
     expect(await sidecar.stop("SIGINT")).toBe(0);
