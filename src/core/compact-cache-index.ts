@@ -361,6 +361,9 @@ class CompactCacheIndex implements CompactIndexEngine {
     let applied = 0;
     let ignored = 0;
     let addedPrefixes = 0;
+    // Only the batch's last stats can be seen (no lookup runs inside a batch): applied once, at the
+    // end, so that a batch whose events swing the load back and forth costs one move in tie order.
+    let stats: ReplicaStats | undefined;
     for (const event of batch.events) {
       if (event.type === "unknown") {
         dropped["unknown-event-type"]++;
@@ -376,7 +379,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         continue;
       }
       applied++;
-      if (event.stats !== undefined) this.#setStats(replica, event.stats);
+      if (event.stats !== undefined) stats = event.stats;
       switch (event.type) {
         case "prefix-added":
           addedPrefixes += this.#add(
@@ -411,6 +414,7 @@ class CompactCacheIndex implements CompactIndexEngine {
           break;
       }
     }
+    if (stats !== undefined) this.#setStats(replica, stats);
     return { applied, ignored, addedPrefixes, dropped, evicted };
   }
 
@@ -1900,19 +1904,17 @@ function rankOf(group: HolderGroup): number {
 
 /**
  * Moves the group at `i` of `ranked`, whose load just changed, to its place in tie order. Cost:
- * O(the groups it passes), which a small change of load keeps small.
+ * O(log n) comparisons, and a move of the groups it passes: a memory move (splice), not a step of
+ * JavaScript per group, since a replica's load may swing across a whole fleet's tie order.
  */
 function shiftToRank(ranked: HolderGroup[], i: number): void {
   const group = ranked[i] as HolderGroup;
-  while (i > 0 && winsTie(group.replica, (ranked[i - 1] as HolderGroup).replica)) {
-    ranked[i] = ranked[i - 1] as HolderGroup;
-    i--;
-  }
-  while (i + 1 < ranked.length && winsTie((ranked[i + 1] as HolderGroup).replica, group.replica)) {
-    ranked[i] = ranked[i + 1] as HolderGroup;
-    i++;
-  }
-  ranked[i] = group;
+  const before = i > 0 && winsTie(group.replica, (ranked[i - 1] as HolderGroup).replica);
+  const after =
+    i + 1 < ranked.length && winsTie((ranked[i + 1] as HolderGroup).replica, group.replica);
+  if (!before && !after) return;
+  ranked.splice(i, 1);
+  ranked.splice(positionOf(ranked, group.replica.load, group.replica.order), 0, group);
 }
 
 /** The order of `compareHints`: higher score, then lower load, then replica id. */

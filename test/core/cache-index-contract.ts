@@ -173,6 +173,25 @@ export function describeCacheIndexContract(
         expect(index.lookup(query()).hints[0]?.stats).toEqual(stats(3, 1, 0.25));
       });
 
+      it("leaves a batch's last stats, however often its events change them, in ties too", () => {
+        for (const replicaId of ["pod-a", "pod-b", "pod-c"]) {
+          index.report(report({ replicaId, prefixes: entries(chainOf(1, 2)), stats: stats(5) }));
+        }
+        const swings: CacheEvent[] = [];
+        for (let i = 0; i < 50; i++) {
+          swings.push({ type: "replica-updated", stats: stats(i % 2 === 0 ? 0 : 4_294_967_295) });
+        }
+        swings.push({ type: "replica-updated", stats: stats(1) });
+        index.publish(batch(swings, { replicaId: "pod-c" }));
+        index.publish(batch(swings.slice(0, 50), { replicaId: "pod-b" })); // ends on the high load
+        const hints = index.lookup(query({ prefixHashes: chainOf(1, 2) })).hints;
+        expect(hints.map((h) => [h.replicaId, h.stats?.activeRequests])).toEqual([
+          ["pod-c", 1],
+          ["pod-a", 5],
+          ["pod-b", 4_294_967_295],
+        ]);
+      });
+
       it("drops and counts prefixes reported without a scheme, but still applies the stats", () => {
         const outcome = index.report(report({ hashScheme: "", stats: stats(7) }));
         expect(outcome.accepted).toBe(0);
