@@ -1879,12 +1879,18 @@ class TopCandidates {
 }
 
 /**
- * Where a replica with `load` and `id` is, or would go, in `ranked` (in tie order): the number of
- * groups there that win a tie with it. Cost: O(log n).
+ * Where a replica with `load` and `id` is, or would go, in `ranked` (in tie order), searching
+ * [from, to): the first position there whose group does not win a tie with it. Cost: O(log n).
  */
-function positionOf(ranked: readonly HolderGroup[], load: number, order: number): number {
-  let low = 0;
-  let high = ranked.length;
+function positionOf(
+  ranked: readonly HolderGroup[],
+  load: number,
+  order: number,
+  from = 0,
+  to = ranked.length,
+): number {
+  let low = from;
+  let high = to;
   while (low < high) {
     const middle = (low + high) >>> 1;
     const { replica } = ranked[middle] as HolderGroup;
@@ -1903,18 +1909,37 @@ function rankOf(group: HolderGroup): number {
 }
 
 /**
- * Moves the group at `i` of `ranked`, whose load just changed, to its place in tie order. Cost:
- * O(log n) comparisons, and a move of the groups it passes: a memory move (splice), not a step of
- * JavaScript per group, since a replica's load may swing across a whole fleet's tie order.
+ * Past this many places, a group moves in tie order by splice (a memory move of the whole list's
+ * tail, twice) instead of a loop over the places passed; about where the two cost the same here.
+ */
+const SPLICE_DISTANCE = 4096;
+
+/**
+ * Moves the group at `i` of `ranked`, whose load just changed, to its place in tie order, found by
+ * binary search. A short move shifts the groups passed one by one; a long one (a replica's load
+ * may swing across a whole fleet's tie order) takes it out and puts it back with splice. Cost:
+ * O(log n) comparisons, then at most SPLICE_DISTANCE steps or two memory moves.
  */
 function shiftToRank(ranked: HolderGroup[], i: number): void {
   const group = ranked[i] as HolderGroup;
-  const before = i > 0 && winsTie(group.replica, (ranked[i - 1] as HolderGroup).replica);
-  const after =
-    i + 1 < ranked.length && winsTie((ranked[i + 1] as HolderGroup).replica, group.replica);
-  if (!before && !after) return;
-  ranked.splice(i, 1);
-  ranked.splice(positionOf(ranked, group.replica.load, group.replica.order), 0, group);
+  const { load, order } = group.replica;
+  let to = i;
+  if (i > 0 && winsTie(group.replica, (ranked[i - 1] as HolderGroup).replica)) {
+    to = positionOf(ranked, load, order, 0, i);
+  } else if (
+    i + 1 < ranked.length &&
+    winsTie((ranked[i + 1] as HolderGroup).replica, group.replica)
+  ) {
+    to = positionOf(ranked, load, order, i + 1, ranked.length) - 1;
+  }
+  if (Math.abs(to - i) > SPLICE_DISTANCE) {
+    ranked.splice(i, 1);
+    ranked.splice(to, 0, group);
+    return;
+  }
+  for (; i > to; i--) ranked[i] = ranked[i - 1] as HolderGroup;
+  for (; i < to; i++) ranked[i] = ranked[i + 1] as HolderGroup;
+  ranked[to] = group;
 }
 
 /** The order of `compareHints`: higher score, then lower load, then replica id. */

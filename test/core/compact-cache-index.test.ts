@@ -297,6 +297,26 @@ describe("createCompactCacheIndex() internals", () => {
     expect(answer.hints[0]?.tier).toBe("cpu");
   });
 
+  it("keeps the tie order when a load swings across thousands of replicas, and back", () => {
+    const clock = new ManualClock();
+    const index = createCompactCacheIndex({ clock, ttlMs: TTL });
+    const write = { tenant: "t", model: "m", hashScheme: "s" };
+    const load = (activeRequests: number) => ({
+      activeRequests,
+      queuedRequests: 0,
+      kvCacheUsage: 0,
+    });
+    for (let r = 0; r < 6_000; r++) {
+      const prefixes = [{ prefixHash: hashOf(r), tokenCount: 16 }];
+      index.report({ ...write, replicaId: `r${r}`, prefixes, stats: load(r % 3) });
+    }
+    // Far past SPLICE_DISTANCE places each way, then a few places, then none.
+    for (const activeRequests of [9, 0, 1, 1]) {
+      index.report({ ...write, replicaId: "r4", prefixes: [], stats: load(activeRequests) });
+      expect(index.consistencyProblems()).toEqual([]);
+    }
+  });
+
   it("counts a block's holders again when the cap evicts some of them during the write", () => {
     const { clock, store, hintsFor, index } = setup(HOT_AT_3, { maxEntries: 3 });
     for (const [replica, block] of [
