@@ -265,6 +265,8 @@ class CompactCacheIndex implements CompactIndexEngine {
   #evaluated = new Uint32Array(64);
   readonly #best = new TopCandidates();
   #allowed = new Uint32Array(64);
+  /** Lookup scratch: the groups of a lookup's candidates, each once. */
+  readonly #candidateGroups: number[] = [];
   #stamp = 0;
   #tiesSettledInOrder = 0;
   /**
@@ -433,11 +435,17 @@ class CompactCacheIndex implements CompactIndexEngine {
 
     const stamp = this.#nextStamp();
     const filtered = query.candidateReplicaIds.length > 0;
+    const candidateGroups = this.#candidateGroups;
+    candidateGroups.length = 0;
     if (filtered) {
       for (const id of query.candidateReplicaIds) {
         const group = scope.replicas.get(id)?.groups.get(scheme.name);
-        if (group !== undefined) this.#allowed[group.id] = stamp;
+        if (group !== undefined && this.#allowed[group.id] !== stamp) {
+          this.#allowed[group.id] = stamp;
+          candidateGroups.push(group.id);
+        }
       }
+      if (candidateGroups.length === 0) return noHint("no-hint", "", depth, truncated, "");
     }
 
     // Resolve the chain once, window by window (see CHAIN_WINDOWS): no replica's run can pass the
@@ -475,10 +483,21 @@ class CompactCacheIndex implements CompactIndexEngine {
     this.#liveSince = this.#lookupTick - this.#options.ttlMs;
     // Past its TTL, an entry still counts while its replica is kept alive (keepAlive).
     this.#anyLive = this.#liveUntilMax >= now;
-    const limit =
+    const asked =
       query.maxHints === 0
         ? this.#options.defaultMaxHints
         : Math.min(query.maxHints, this.#options.maxHintsLimit);
+    // With candidates, an answer holds at most one hint per candidate holding the head block (live
+    // or not): the limit drops to that, so that the search stops on its bound once they are found,
+    // instead of reading every holder of every level (the whole fleet's, for a head all hold).
+    let limit = asked;
+    if (filtered && resolved > 0) {
+      let holdingHead = 0;
+      const head = chain[0] as number;
+      for (const group of candidateGroups) if (this.#holderOf(head, group) !== NIL) holdingHead++;
+      if (holdingHead === 0) return noHint("no-hint", "", depth, truncated, "");
+      limit = Math.min(asked, holdingHead);
+    }
     const best = this.#best;
     best.reset(limit);
     this.#search(resolved, limit, stamp, filtered, scheme.byRank);
