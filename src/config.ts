@@ -237,7 +237,7 @@ const SETTINGS: { readonly [K in keyof Config]: Setting<K> } = {
     env: "INFERENCECACHE_LIVENESS_WINDOW_SECONDS",
     placeholder: "<seconds>",
     description:
-      "How long an engine stream's entries stay valid after it goes silent or disconnects, before the TTL applies.",
+      "How long an engine stream's entries stay valid after the stream is lost (or while it recovers a gap), before the TTL applies again; while it is connected they are kept alive, batches or not.",
     kind: positiveSecondsUpTo(86400),
   },
   tierWeights: {

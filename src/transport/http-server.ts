@@ -85,6 +85,9 @@ export function createHttpServer<S extends GenService<GenServiceMethods>>(
       });
     },
     grpc: false,
+    // As proto3 JSON has it (connect-es ignores them by default): a misspelled field, such as
+    // `candidateReplicaId`, would otherwise be dropped without a word and change the answer.
+    jsonOptions: { ignoreUnknownFields: false },
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     interceptors: [hideUnexpectedErrors],

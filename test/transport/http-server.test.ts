@@ -66,6 +66,24 @@ describe("createHttpServer()", () => {
       });
     });
 
+    it("refuses a JSON field it does not know, naming it, rather than ignoring a misspelling", async () => {
+      const baseUrl = await startServer();
+      const response = await postJson(
+        baseUrl,
+        lookupRoutePath,
+        JSON.stringify({
+          tenant: "acme",
+          model: "llama",
+          prefixHashes: ["AQ=="],
+          candidateReplicaId: ["a"],
+        }),
+      );
+      expect(response.status).toBe(400);
+      const body = (await response.json()) as { code: string; message: string };
+      expect(body.code).toBe("invalid_argument");
+      expect(body.message).toContain("candidateReplicaId");
+    });
+
     it("answers a binary request from a Connect client", async () => {
       const baseUrl = await startServer();
       const client = createClient(

@@ -192,7 +192,9 @@ export const ReportCacheStateRequestSchema: GenMessage<ReportCacheStateRequest> 
  */
 export type ReportCacheStateResponse = Message<"inferencecache.v1.ReportCacheStateResponse"> & {
   /**
-   * Prefixes added or refreshed.
+   * Prefixes added or refreshed. The cap may evict some of them again within the same call (the
+   * deepest first), so this can exceed what the index holds afterwards: evictions are counted in
+   * the inferencecache_evictions_total metric.
    *
    * @generated from field: uint32 accepted = 1;
    */
@@ -831,7 +833,8 @@ export enum DropReason {
 
   /**
    * A copy of a block to another tier (an engine's offload event, which carries no tokens) named a
-   * block the index does not know under the scheme.
+   * block the index does not know under the scheme. Only the engines' KV-event streams read by the
+   * sidecar produce it: over this API, an addition on any tier is indexed as it is.
    *
    * @generated from enum value: DROP_REASON_UNKNOWN_BLOCK = 5;
    */
