@@ -613,6 +613,16 @@ class ZmqKvEventStream implements KvEventStream {
   }
 
   #setObserved(observed: KvEventConnection): void {
+    // libzmq reports a disconnect for a connection that closed before any handshake (a port that
+    // accepts but does not speak ZMTP): never connected and with nothing read, the stream is still
+    // connecting. (Once a batch is read, a disconnect counts, whatever the observer said before.)
+    if (
+      observed === "disconnected" &&
+      this.#observed === "connecting" &&
+      this.#replicas.size === 0
+    ) {
+      return;
+    }
     const before = this.#connection();
     this.#observed = observed;
     this.#connectionChanged(before);

@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Subscriber } from "zeromq";
 import { blockHashHex } from "../../src/kv-events/block-hash-hex.js";
@@ -575,6 +576,33 @@ describe("createZmqKvEventStream()", () => {
     await new Promise((resolve) => setTimeout(resolve, 150)); // three timer periods
     expect(stream.state().connection).toBe("disconnected");
     expect(sink.keepAlives).toBe(afterQueue);
+  });
+
+  it("stays connecting while the endpoint accepts connections but never speaks ZMTP", async () => {
+    // A port behind a proxy, say: every connection accepted and closed at once.
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    const logger = new RecordingLogger();
+    try {
+      sink = new RecordingSink();
+      const stream = createZmqKvEventStream({
+        source: kvEventSource({ endpoint: `tcp://127.0.0.1:${port}` }),
+        sink,
+        clock: new ManualClock(),
+        reconnectIntervalMs: 20,
+        reconnectMaxIntervalMs: 40,
+        logger,
+      });
+      streams.push(stream);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // several attempts
+      expect(stream.state().connection).toBe("connecting");
+      expect(logger.lines.map((line) => line.message)).not.toContain(
+        "lost the engine's KV-event stream; reconnecting",
+      );
+    } finally {
+      server.close();
+    }
   });
 
   it("when reading fails, stops vouching as for a lost connection, and reads again", async () => {
