@@ -125,8 +125,10 @@ class IndexKvEventSink implements KvEventSink {
 
   clear(source: KvEventSource, rank: number | undefined, reason: ClearReason): void {
     const bySource = this.#models.get(source.name);
+    // A removed source takes every replica it published for; a gap or restart is one rank's (the
+    // replica of batches without a rank, when `rank` is undefined).
     const replicaIds =
-      rank === undefined ? [...(bySource?.keys() ?? [])] : [replicaIdFor(source, rank)];
+      reason === "removed" ? [...(bySource?.keys() ?? [])] : [replicaIdFor(source, rank)];
     for (const replicaId of replicaIds) {
       const models = bySource?.get(replicaId) ?? new Set([source.model]);
       for (const model of models) {

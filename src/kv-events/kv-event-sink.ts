@@ -19,8 +19,8 @@ export interface KvEventSink {
   /** Applies one decoded batch from `source`, in seq order, exactly once. */
   apply(source: KvEventSource, batch: KvEventBatch): void;
   /**
-   * Forgets everything the replica behind (`source`, `rank`) holds; `rank` undefined means every
-   * rank the source has published.
+   * Forgets everything the replica behind (`source`, `rank`) holds (`rank` undefined: the replica
+   * of batches without a rank); with reason `removed`, every replica the source has published for.
    */
   clear(source: KvEventSource, rank: number | undefined, reason: ClearReason): void;
   /**

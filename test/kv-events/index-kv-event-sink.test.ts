@@ -180,13 +180,23 @@ describe("createIndexKvEventSink()", () => {
     expect(hints(4, "sql-adapter")).toEqual([]);
   });
 
-  it("clears one rank, or every rank the source published", () => {
+  it("clears one rank; a gap in batches without a rank clears their replica alone", () => {
     sink.apply(SOURCE, batchOf([stored(1, 4)], 0));
     sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "sql-adapter" })], 1));
+    sink.apply(SOURCE, batchOf([stored(1, 4)]));
     sink.clear(SOURCE, 0, "restart");
-    expect(hints()).toEqual([]);
+    expect(hints().map((hint) => hint.replicaId)).toEqual(["pod-7"]);
     expect(hints(4, "sql-adapter")).toHaveLength(1);
     sink.clear(SOURCE, undefined, "gap");
+    expect(hints()).toEqual([]);
+    expect(hints(4, "sql-adapter").map((hint) => hint.replicaId)).toEqual(["pod-7/dp1"]);
+  });
+
+  it("clears every rank the source published when the source is removed", () => {
+    sink.apply(SOURCE, batchOf([stored(1, 4)], 0));
+    sink.apply(SOURCE, batchOf([stored(1, 4, { loraName: "sql-adapter" })], 1));
+    sink.clear(SOURCE, undefined, "removed");
+    expect(hints()).toEqual([]);
     expect(hints(4, "sql-adapter")).toEqual([]);
   });
 
