@@ -2,6 +2,7 @@
  * The composition root: the one place that reads the environment, builds the index, its metrics,
  * the service and both servers, and owns signals. Everything else is injected from here.
  */
+import { constants as osConstants } from "node:os";
 import { Counter } from "prom-client";
 import { CacheIndexService } from "../gen/inferencecache/v1/cache_index_pb.js";
 import { type Config, formatAddress, parseConfig } from "./config.js";
@@ -102,6 +103,9 @@ async function main(): Promise<void> {
   const endBy = (signal: NodeJS.Signals) => {
     for (const s of signals) process.removeAllListeners(s);
     process.kill(process.pid, signal);
+    // Still here: as PID 1 (a container's entry point without an init) the kernel ignores a
+    // signal's default action. Exit with the status the signal would have given.
+    process.exit(128 + (osConstants.signals[signal] ?? 0));
   };
   let stop: (signal: NodeJS.Signals) => Promise<void> = async (signal) => {
     phase = "draining";

@@ -1,5 +1,5 @@
-import { execFile, spawn } from "node:child_process";
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,23 @@ import {
   startSidecar,
 } from "../support/sidecar-process.js";
 
+/** Whether this machine lets an unprivileged user run a process as PID 1 of a new namespace. */
+const canBePid1 = (() => {
+  try {
+    return (
+      execFileSync(
+        "unshare",
+        ["-Urpf", process.execPath, "-e", "process.stdout.write(String(process.pid))"],
+        {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "ignore"],
+        },
+      ) === "1"
+    );
+  } catch {
+    return false;
+  }
+})();
 const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 const scope = { tenant: "acme", model: "llama-3-8b", hashScheme: "vllm-sha256_cbor-bs16" };
 
@@ -338,6 +355,46 @@ describe("the sidecar's lifecycle", () => {
       }
     }
   });
+
+  it.skipIf(!canBePid1)(
+    "a second signal ends it as PID 1 too, where the kernel ignores a re-raised signal",
+    async () => {
+      // unshare runs it as PID 1 of a new PID namespace, as a container's entry point is.
+      const child = spawn(
+        "unshare",
+        ["-Urpf", process.execPath, MAIN_SCRIPT]
+          .concat(["--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"])
+          .concat(["--shutdown-delay-seconds", "60"]),
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let stdout = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      let sidecarPid: number | undefined;
+      try {
+        await vi.waitFor(() => expect(stdout).toContain("inference-cache-index started"), {
+          timeout: 10_000,
+          interval: 20,
+        });
+        const pid = child.pid as number;
+        sidecarPid = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim());
+        process.kill(sidecarPid, "SIGTERM");
+        await vi.waitFor(() => expect(stdout).toContain("draining"), { timeout: 2_000 });
+        process.kill(sidecarPid, "SIGINT");
+        const code = await Promise.race([
+          exited,
+          new Promise((resolve) => setTimeout(() => resolve("still running"), 5_000)),
+        ]);
+        expect(code).toBe(130); // unshare passes on its child's status: 128 + SIGINT
+      } finally {
+        if (sidecarPid !== undefined && child.exitCode === null) {
+          try {
+            process.kill(sidecarPid, "SIGKILL");
+          } catch {}
+        }
+      }
+    },
+  );
 
   it("ends on SIGTERM while its start-up read of the sources file is stuck", async () => {
     // A FIFO whose writer sends nothing: the start-up read waits on it, in a libuv thread that
