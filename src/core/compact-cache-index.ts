@@ -492,11 +492,9 @@ class CompactCacheIndex implements CompactIndexEngine {
     // instead of reading every holder of every level (the whole fleet's, for a head all hold).
     let limit = asked;
     if (filtered && resolved > 0) {
-      let holdingHead = 0;
-      const head = chain[0] as number;
-      for (const group of candidateGroups) if (this.#holderOf(head, group) !== NIL) holdingHead++;
+      const holdingHead = this.#candidatesHolding(chain[0] as number, stamp, asked);
       if (holdingHead === 0) return noHint("no-hint", "", depth, truncated, "");
-      limit = Math.min(asked, holdingHead);
+      limit = holdingHead;
     }
     const best = this.#best;
     best.reset(limit);
@@ -524,6 +522,31 @@ class CompactCacheIndex implements CompactIndexEngine {
     hints.length = best.count;
     best.release();
     return answer;
+  }
+
+  /**
+   * How many of a lookup's candidates (marked with `stamp` in #allowed, listed in #candidateGroups)
+   * hold `block`, counted up to `enough`. A hot block is asked of each candidate's hot map; a cold
+   * one's list, short by definition, is read once. Cost: O(min(candidates, enough)) or O(list).
+   */
+  #candidatesHolding(block: number, stamp: number, enough: number): number {
+    let holding = 0;
+    if (this.#blocks.isHot(block)) {
+      for (const group of this.#candidateGroups) {
+        if ((this.#groups[group] as HolderGroup).hotByBlock?.has(block) && ++holding === enough) {
+          break;
+        }
+      }
+      return holding;
+    }
+    for (
+      let holder = this.#blocks.headOf(block);
+      holder !== NIL && holding < enough;
+      holder = this.#holders.get(holder, BLOCK_NEXT)
+    ) {
+      if (this.#allowed[this.#slab.owner(holder)] === stamp) holding++;
+    }
+    return holding;
   }
 
   /**

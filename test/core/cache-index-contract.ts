@@ -604,6 +604,29 @@ export function describeCacheIndexContract(
         expect(index.lookup(query({ candidateReplicaIds: ["unknown"] })).reason).toBe("no-hint");
       });
 
+      it("ranks candidates as without them, whichever hold the head, repeated or kept alive", () => {
+        for (const name of ["a", "b", "c", "d", "e"]) {
+          index.report(
+            report({ replicaId: name, prefixes: entries(chainOf(1, name === "d" ? 2 : 4)) }),
+          );
+        }
+        index.report(report({ replicaId: "no-head", prefixes: entries(chainOf(2, 3)) }));
+        index.report(report({ replicaId: "other", prefixes: entries(chainOf(50, 2)) }));
+        const lookup = (candidateReplicaIds: string[], maxHints = 0) =>
+          index.lookup(query({ candidateReplicaIds, maxHints })).hints.map((h) => h.replicaId);
+        // Duplicates count once; candidates not holding the head (or the scheme) cannot fill it.
+        expect(lookup(["d", "d", "d", "b", "no-head", "other", "unknown"], 4)).toEqual(["b", "d"]);
+        expect(lookup(["no-head", "other", "unknown"])).toEqual([]);
+        expect(index.lookup(query({ candidateReplicaIds: ["no-head"] })).reason).toBe("no-hint");
+        // Past the TTL, a kept-alive candidate still ranks; an expired one does not.
+        index.keepAlive(
+          { tenant: "acme", model: "llama-3-8b", replicaId: "e" },
+          clock.now() + 10 * TTL,
+        );
+        clock.advance(TTL + 1);
+        expect(lookup(["a", "e", "c"], 2)).toEqual(["e"]);
+      });
+
       it("returns at most max_hints, and the default when it is 0", () => {
         index = factory({ clock, ttlMs: TTL, defaultMaxHints: 2 });
         for (const name of ["a", "b", "c"]) index.report(report({ replicaId: name }));
