@@ -127,6 +127,8 @@ export class GrpcServer {
   readonly #address: string;
   readonly #health: HealthImplementation;
   readonly #healthNames: readonly string[];
+  /** What health reports for every name. */
+  #status: ServingStatus = "NOT_SERVING";
   /** Health `Watch` calls open now: shutdown ends them (they never end by themselves). */
   readonly #watches = new Set<ServerWritableStream<unknown, unknown>>();
   #started: Promise<{ port: number }> | undefined;
@@ -221,6 +223,9 @@ export class GrpcServer {
   }
 
   #setHealth(status: ServingStatus): void {
+    // Watchers hear each change once (grpc-health-check tells them of every call, changed or not).
+    if (status === this.#status) return;
+    this.#status = status;
     for (const name of this.#healthNames) {
       this.#health.setStatus(name, status);
     }

@@ -384,11 +384,12 @@ describe("createGrpcServer()", () => {
       server?.setServing(true);
       const watch = watchHealth(address, "");
       await watch.next(); // SERVING
+      server?.setServing(false); // as the sidecar's drain does, before shutdown
       const started = performance.now();
       await server?.shutdown(10_000);
       expect(performance.now() - started).toBeLessThan(2_000);
-      expect(await watch.next()).toBe("NOT_SERVING");
       await expect(watch.ended).resolves.toBe("end");
+      expect(watch.unread()).toEqual(["NOT_SERVING"]); // told once
       watch.close();
     });
 
@@ -451,7 +452,7 @@ function checkHealth(address: string, name: string): Promise<string> {
 function watchHealth(
   address: string,
   name: string,
-): { next(): Promise<string>; ended: Promise<unknown>; close(): void } {
+): { next(): Promise<string>; unread(): string[]; ended: Promise<unknown>; close(): void } {
   if (healthWatch === undefined) {
     throw new Error("grpc-health-check has no Watch method");
   }
@@ -483,6 +484,7 @@ function watchHealth(
         ? new Promise((resolve) => waiting.push(resolve))
         : Promise.resolve(status);
     },
+    unread: () => received.splice(0),
     ended,
     close: () => {
       call.cancel();
