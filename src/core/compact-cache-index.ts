@@ -103,6 +103,11 @@ interface HolderGroup {
   readonly replica: ReplicaRecord;
   readonly scheme: SchemeScope;
   count: number;
+  /**
+   * Every tier any of its holders has been on (bits, see tierBit): a superset of what they are on
+   * now, so that a clear naming only other tiers need not read its holdings.
+   */
+  tiersEver: number;
   /** This group's holder of each hot block it holds; undefined until it holds one. */
   hotByBlock: Map<number, number> | undefined;
   /**
@@ -1165,6 +1170,7 @@ class CompactCacheIndex implements CompactIndexEngine {
         if (known !== NIL) {
           this.#setTokens(block, tokens);
           this.#confirm(known, tick, (this.#holders.get(known, CONFIRMED) >>> TIER_SHIFT) | tier);
+          group.tiersEver |= tier;
           if (this.#logging) this.#logTiered(known);
           this.#moveToNewest(known);
           this.#moveToBlockFront(known, block, this.#walkedPrev);
@@ -1214,6 +1220,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       this.#holderSlots = capacity;
     }
     this.#confirm(holder, tick, tier);
+    group.tiersEver |= tier;
     if (this.#logging) this.#logTiered(holder);
     this.#appendNewest(holder);
     const hot = this.#blocks.isHot(block);
@@ -1301,6 +1308,7 @@ class CompactCacheIndex implements CompactIndexEngine {
     let removed = 0;
     if (from < 0) {
       for (const group of replica.groups.values()) {
+        if ((group.tiersEver & tiers) === 0) continue;
         const slots = this.#slab.slotsOf(group.id);
         this.#tierClearVisits += slots.length;
         for (const slot of slots) if (this.#dropTiers(slot, tiers)) removed++;
@@ -1550,6 +1558,7 @@ class CompactCacheIndex implements CompactIndexEngine {
       replica,
       scheme,
       count: 0,
+      tiersEver: 0,
       hotByBlock: undefined,
       hotPrev: undefined,
     };

@@ -265,7 +265,7 @@ describe("createCompactCacheIndex() internals", () => {
     expect(hintsFor([1])).toEqual(["r:1"]);
   });
 
-  it("scans a replica's holdings for a tier clear once per batch, then only what the batch wrote", () => {
+  it("scans a replica's holdings for a tier clear at most once per batch, then only what the batch wrote", () => {
     const { index } = setup(undefined, { maxEntries: 100_000 });
     const held = Array.from({ length: 10_000 }, (_, n) => n);
     index.publish({
@@ -286,8 +286,12 @@ describe("createCompactCacheIndex() internals", () => {
     const outcome = index.publish({ ...scope, replicaId: "r", events });
     expect(outcome.evicted.cleared).toBe(0);
     expect(index.size().entries).toBe(10_000);
-    // One scan of the 10,000, then each addition's one holder; not 2,000 scans.
-    expect(index.tierClearVisits - visitsBefore).toBe(10_000 + 1_000);
+    // No scan of the 10,000 (none was ever on disk), then each addition's one holder; not 2,000
+    // scans.
+    expect(index.tierClearVisits - visitsBefore).toBe(1_000);
+    // Once a holder has been on disk, a clear in a new batch scans the holdings once.
+    index.publish({ ...scope, replicaId: "r", events: [clearDisk] });
+    expect(index.tierClearVisits - visitsBefore).toBe(1_000 + 10_000);
     const answer = index.lookup({
       ...scope,
       prefixHashes: [hashOf(0)],
