@@ -196,11 +196,14 @@ class ZmqKvEventStream implements KvEventStream {
   readonly #keepAliveTimer: NodeJS.Timeout;
   /** The receive loop; settles (never rejects) once the subscriber is closed. */
   readonly #receiving: Promise<void>;
+  /** How long to wait before reading again after a failed read; doubles while reads fail. */
+  #readRetryMs: number;
   /** Ends the wait before reading again after a failed read (set during that wait). */
   #wake: (() => void) | undefined;
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
+    this.#readRetryMs = options.reconnectIntervalMs;
     this.source = options.source;
     this.#sink = options.sink;
     this.#clock = options.clock;
@@ -287,15 +290,13 @@ class ZmqKvEventStream implements KvEventStream {
    * reconnect interval, backing off to its maximum while reads keep failing.
    */
   async #receiveUntilClosed(): Promise<void> {
-    let retryMs = this.#options.reconnectIntervalMs;
     while (!this.#closed) {
       try {
-        await this.#receive(() => {
-          retryMs = this.#options.reconnectIntervalMs;
-        });
+        await this.#receive();
         return;
       } catch (error) {
         if (this.#closed) return;
+        const retryMs = this.#readRetryMs;
         this.#log(
           "error",
           { err: error, retryMs },
@@ -310,18 +311,16 @@ class ZmqKvEventStream implements KvEventStream {
           };
         });
         this.#wake = undefined;
-        retryMs = Math.min(2 * retryMs, this.#options.reconnectMaxIntervalMs);
+        this.#readRetryMs = Math.min(2 * retryMs, this.#options.reconnectMaxIntervalMs);
       }
     }
   }
 
-  /** Calls `received` on each message. */
-  async #receive(received: () => void): Promise<void> {
+  async #receive(): Promise<void> {
     // Ends when the subscriber is closed. One message at a time: while a gap is recovered, the
     // live messages behind it wait in ZMQ's queue.
     for await (const frames of this.#subscriber) {
       if (this.#closed) return;
-      received();
       // Reading works again after a failed read (no handshake follows if the connection held).
       this.#setReadFailed(false);
       let recovery: Promise<void> | undefined;
@@ -630,6 +629,7 @@ class ZmqKvEventStream implements KvEventStream {
 
   #setReadFailed(failed: boolean): void {
     if (this.#readFailed === failed) return;
+    if (!failed) this.#readRetryMs = this.#options.reconnectIntervalMs;
     const before = this.#connection();
     this.#readFailed = failed;
     this.#connectionChanged(before);

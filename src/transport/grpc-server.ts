@@ -72,11 +72,11 @@ export interface GrpcJsLogSink {
  */
 export function routeGrpcJsLogs(sink: GrpcJsLogSink): void {
   const fields = { component: "grpc-js" };
-  setLogger({
-    error: (message?: unknown, ...rest: unknown[]) => sink.error(fields, format(message, ...rest)),
-    info: (message?: unknown, ...rest: unknown[]) => sink.info(fields, format(message, ...rest)),
-    debug: (message?: unknown, ...rest: unknown[]) => sink.debug(fields, format(message, ...rest)),
-  });
+  const at =
+    (level: keyof GrpcJsLogSink) =>
+    (message?: unknown, ...rest: unknown[]) =>
+      sink[level](fields, format(message, ...rest));
+  setLogger({ error: at("error"), info: at("info"), debug: at("debug") });
 }
 
 /** The hand-written codecs `createGrpcServer()` uses unless told otherwise: LookupRoute's. */

@@ -81,6 +81,21 @@ function healthOf(address: string): Promise<string> {
   });
 }
 
+/** A loopback port something else listens on, and how to let it go. */
+async function takenPort(): Promise<{ port: number; release: () => void }> {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+  return { port: (blocker.address() as { port: number }).port, release: () => blocker.close() };
+}
+
+/** The JSON lines a process printed. */
+function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 async function codeOf(call: Promise<unknown>): Promise<number> {
   try {
     await call;
@@ -242,9 +257,7 @@ describe("the sidecar's lifecycle", () => {
   });
 
   it("exits 1 and leaves nothing listening when a port cannot be bound", async () => {
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
-    const { port } = blocker.address() as { port: number };
+    const { port, release } = await takenPort();
     try {
       const result = await runSidecar([
         ...["--grpc-address", "127.0.0.1:0", "--http-address", `127.0.0.1:${port}`],
@@ -252,54 +265,41 @@ describe("the sidecar's lifecycle", () => {
       expect(result.code).toBe(1);
       expect(result.stdout).toContain("could not listen");
     } finally {
-      blocker.close();
+      release();
     }
   });
 
   it("names each port it could not bind, when both are taken", async () => {
-    const blockers = [createServer(), createServer()];
-    const ports: number[] = [];
-    for (const blocker of blockers) {
-      await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
-      ports.push((blocker.address() as { port: number }).port);
-    }
+    const taken = [await takenPort(), await takenPort()];
+    const [grpc, http] = taken.map(({ port }) => `127.0.0.1:${port}`);
     try {
       const result = await runSidecar([
-        ...["--grpc-address", `127.0.0.1:${ports[0]}`, "--http-address", `127.0.0.1:${ports[1]}`],
+        ...["--grpc-address", grpc as string, "--http-address", http as string],
       ]);
       expect(result.code).toBe(1);
-      const failures = result.stdout
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line))
-        .filter((line) => line.msg === "could not listen");
+      const failures = jsonLines(result.stdout).filter((line) => line.msg === "could not listen");
       expect(failures.map((line) => [line.port, line.address])).toEqual([
-        ["grpc", `127.0.0.1:${ports[0]}`],
-        ["http", `127.0.0.1:${ports[1]}`],
+        ["grpc", grpc],
+        ["http", http],
       ]);
     } finally {
-      for (const blocker of blockers) blocker.close();
+      for (const { release } of taken) release();
     }
   });
 
   it("logs gRPC's own complaint about a port it cannot bind as a JSON line too", async () => {
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
-    const { port } = blocker.address() as { port: number };
+    const { port, release } = await takenPort();
     try {
       const result = await runSidecar([
         ...["--grpc-address", `127.0.0.1:${port}`, "--http-address", "127.0.0.1:0"],
       ]);
       expect(result.code).toBe(1);
       expect(result.stderr).toBe("");
-      const lines = result.stdout
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line));
+      const lines = jsonLines(result.stdout);
       expect(lines).toContainEqual(expect.objectContaining({ component: "grpc-js" }));
       expect(lines).toContainEqual(expect.objectContaining({ msg: "could not listen" }));
     } finally {
-      blocker.close();
+      release();
     }
   });
 

@@ -19,6 +19,19 @@ function sourcesText(...sources: unknown[]): string {
   return JSON.stringify({ sources });
 }
 
+/** Two sources of tenant "acme", `a` and `b` on endpoints of their own, with the fields given. */
+function twoSources(first: object, second: object): string {
+  return sourcesText(
+    { ...required, name: "a", ...first },
+    { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", ...second },
+  );
+}
+
+/** The error for a second source whose replica ids the first's overlap, `why`. */
+function sharedIds(why: string, advice = ""): string {
+  return `sources[1] would index batches under the replica ids of sources[0] (${why}; tenant "acme"): give each source its own replicaId${advice}`;
+}
+
 describe("parseKvEventSources()", () => {
   it("applies the documented defaults to a source with only the required fields", () => {
     expect(parseKvEventSources(sourcesText(required))).toEqual({
@@ -271,43 +284,34 @@ describe("parseKvEventSources()", () => {
     ],
     [
       "two sources of one tenant under the same replicaId",
-      sourcesText(
-        { ...required, name: "a", replicaId: "pod" },
-        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod" },
-      ),
-      'sources[1] would index batches under the replica ids of sources[0] (replicaId "pod"; tenant "acme"): give each source its own replicaId',
+      twoSources({ replicaId: "pod" }, { replicaId: "pod" }),
+      sharedIds('replicaId "pod"'),
     ],
     [
       "two sources whose replicaIdTemplate makes the same ids at every rank",
-      sourcesText(
-        { ...required, name: "a", replicaIdTemplate: "dp{rank}" },
-        { ...required, endpoint: "tcp://10.0.0.8:5557", replicaIdTemplate: "dp{rank}" },
+      twoSources({ replicaIdTemplate: "dp{rank}" }, { replicaIdTemplate: "dp{rank}" }),
+      sharedIds(
+        'replicaIdTemplate "dp{rank}" makes "dp0", "dp1", ...',
+        ", and its replicaIdTemplate a {replica}",
       ),
-      'sources[1] would index batches under the replica ids of sources[0] (replicaIdTemplate "dp{rank}" makes "dp0", "dp1", ...; tenant "acme"): give each source its own replicaId, and its replicaIdTemplate a {replica}',
     ],
     [
       "a replicaId that is another source's id at some rank",
-      sourcesText(
-        { ...required, name: "a", replicaId: "pod" },
-        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod/dp12" },
-      ),
-      'sources[1] would index batches under the replica ids of sources[0] (replicaId "pod/dp12" is sources[0]\'s id at rank 12; tenant "acme"): give each source its own replicaId',
+      twoSources({ replicaId: "pod" }, { replicaId: "pod/dp12" }),
+      sharedIds('replicaId "pod/dp12" is sources[0]\'s id at rank 12'),
     ],
     [
       "a source whose id at some rank is another's replicaId",
-      sourcesText(
-        { ...required, name: "a", replicaId: "pod/dp3" },
-        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "pod" },
-      ),
-      'sources[1] would index batches under the replica ids of sources[0] (sources[0]\'s replicaId "pod/dp3" is this source\'s id at rank 3; tenant "acme"): give each source its own replicaId',
+      twoSources({ replicaId: "pod/dp3" }, { replicaId: "pod" }),
+      sharedIds("sources[0]'s replicaId \"pod/dp3\" is this source's id at rank 3"),
     ],
     [
       "a template whose second {rank} is followed by a digit",
-      sourcesText(
-        { ...required, name: "a", replicaId: "a", replicaIdTemplate: "{replica}{rank}-{rank}0" },
-        { ...required, name: "b", endpoint: "tcp://10.0.0.8:5557", replicaId: "a5-50" },
+      twoSources(
+        { replicaId: "a", replicaIdTemplate: "{replica}{rank}-{rank}0" },
+        { replicaId: "a5-50" },
       ),
-      'sources[1] would index batches under the replica ids of sources[0] (replicaId "a5-50" is sources[0]\'s id at rank 5; tenant "acme"): give each source its own replicaId',
+      sharedIds('replicaId "a5-50" is sources[0]\'s id at rank 5'),
     ],
   ])("rejects %s", (_, text, expected) => {
     const { error } = parseKvEventSources(text);

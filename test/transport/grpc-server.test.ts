@@ -335,19 +335,11 @@ describe("createGrpcServer()", () => {
     it("closes calls still open once the grace has elapsed", async () => {
       const address = await startServer();
       // A call whose request never finishes arriving: 2 of the 10 bytes its frame announces.
-      const session = connect(`http://${address}`);
-      session.on("error", () => {}); // forceShutdown() ends the session with an error code
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/inferencecache.v1.CacheIndexService/GetCacheState",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      stream.on("error", () => {});
-      const closed = new Promise((resolve) => stream.once("close", resolve));
-      stream.write(Uint8Array.of(0, 0, 0, 0, 10, 0x0a, 0x04));
-      await new Promise((resolve) => stream.once("ready", resolve));
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the server has the stream
+      const { session, closed } = await openRawCall(
+        address,
+        "/inferencecache.v1.CacheIndexService/GetCacheState",
+        Uint8Array.of(0, 0, 0, 0, 10, 0x0a, 0x04),
+      );
       const started = performance.now();
       await server?.shutdown(200);
       expect(performance.now() - started).toBeGreaterThanOrEqual(150);
@@ -357,19 +349,10 @@ describe("createGrpcServer()", () => {
 
     it("ends a health watch whose request arrives after shutdown began", async () => {
       const address = await startServer();
-      const session = connect(`http://${address}`);
-      session.on("error", () => {});
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/grpc.health.v1.Health/Watch",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      stream.on("error", () => {});
-      stream.on("data", () => {});
-      const closed = new Promise((resolve) => stream.once("close", resolve));
-      await new Promise((resolve) => stream.once("ready", resolve));
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the server has the stream
+      const { session, stream, closed } = await openRawCall(
+        address,
+        "/grpc.health.v1.Health/Watch",
+      );
       const started = performance.now();
       const stopped = server?.shutdown(5_000);
       stream.end(Uint8Array.of(0, 0, 0, 0, 0)); // HealthCheckRequest{service: ""}
@@ -446,6 +429,28 @@ function checkHealth(address: string, name: string): Promise<string> {
       },
     );
   }).finally(() => channel.close());
+}
+
+/**
+ * Opens a gRPC call over a raw HTTP/2 stream, writing `first` (if given) and no more, and resolves
+ * once the server has had time to take the stream. `closed` settles when the stream closes.
+ */
+async function openRawCall(address: string, path: string, first?: Uint8Array) {
+  const session = connect(`http://${address}`);
+  session.on("error", () => {}); // forceShutdown() ends the session with an error code
+  const stream = session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  stream.on("error", () => {});
+  stream.on("data", () => {});
+  const closed = new Promise((resolve) => stream.once("close", resolve));
+  if (first !== undefined) stream.write(first);
+  await new Promise((resolve) => stream.once("ready", resolve));
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the server has the stream
+  return { session, stream, closed };
 }
 
 /** Streams health statuses: `next()` resolves with the next one, `ended` once the stream ends. */
